@@ -1,0 +1,3 @@
+"""Rapport: real-time conversation analytics (connections, not vanity)."""
+
+__version__ = "0.1.0"
