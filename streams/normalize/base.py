@@ -65,6 +65,10 @@ class AccountRef:
     handle: str
 
 
+def _ref_lists() -> dict[tuple[str, str], list[AccountRef]]:
+    return defaultdict(list)
+
+
 @dataclass(slots=True)
 class AccountIndex:
     """Tracked accounts of the clients file, indexed for attribution per platform.
@@ -73,9 +77,9 @@ class AccountIndex:
     names and handles are.
     """
 
-    by_id: dict[tuple[str, str], list[AccountRef]] = field(default_factory=lambda: defaultdict(list))
-    by_handle: dict[tuple[str, str], list[AccountRef]] = field(default_factory=lambda: defaultdict(list))
-    by_listen: dict[tuple[str, str], list[AccountRef]] = field(default_factory=lambda: defaultdict(list))
+    by_id: dict[tuple[str, str], list[AccountRef]] = field(default_factory=_ref_lists)
+    by_handle: dict[tuple[str, str], list[AccountRef]] = field(default_factory=_ref_lists)
+    by_listen: dict[tuple[str, str], list[AccountRef]] = field(default_factory=_ref_lists)
 
     @classmethod
     def build(cls, clients: ClientsFile) -> AccountIndex:

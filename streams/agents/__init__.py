@@ -1,0 +1,1 @@
+"""Thin faust wiring: each agent decodes, calls pure logic, writes, and only then acks."""

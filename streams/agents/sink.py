@@ -1,0 +1,90 @@
+"""Agent ``store_interactions``: ``interactions`` envelopes -> ClickHouse, then ack.
+
+Offsets are committed only after the rows are written: faust acks a ``take_events``
+batch when the loop asks for the next one, i.e. after the insert returned. Inserts are
+idempotent (ReplacingMergeTree keyed by natural ids, deterministic version), so a
+redelivered batch changes nothing visible. An envelope the store refuses as bad data is
+dead-lettered alone (the batch is retried envelope by envelope), never dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+import orjson
+
+from streams.agents.context import WorkerContext, durably, is_data_error, now_ms
+from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS
+from streams.normalize.records import ARCHIVE_COLUMNS
+from streams.store.writer import TableWriter
+from streams.topics import DLQ, INTERACTIONS
+
+log = logging.getLogger(__name__)
+STAGE = "sink"
+
+
+def register(app: faust.App, ctx: WorkerContext) -> None:
+    settings = ctx.settings
+    source = app.topic(settings.topic(INTERACTIONS))
+    dlq = app.topic(settings.topic(DLQ))
+    client = ctx.store()
+    inter = TableWriter(client, "interactions", INTERACTION_COLUMNS,
+                        ("created_at", "client_created_at", "ingested_at", "edited_at"), "created_at",
+                        settings.batch_size)
+    changes = TableWriter(client, "changes", CHANGE_COLUMNS, ("changed_at",), "changed_at",
+                          settings.batch_size)
+    dead_archive = TableWriter(client, "raw_events", ARCHIVE_COLUMNS, ("received_at", "archived_at"),
+                               "received_at", settings.batch_size)
+
+    def write(envs: list[dict[str, list[list[Any]]]]) -> None:
+        rows_i = [row for env in envs for row in env.get("i", ())]
+        rows_c = [row for env in envs for row in env.get("c", ())]
+        if rows_i:
+            inter.write(rows_i)
+        if rows_c:
+            changes.write(rows_c)
+
+    async def dead_letter(msg: Any, reason: str) -> None:
+        text = (msg.value or b"").decode("utf-8", errors="replace")
+        log.error("dead letter from %s[%s] offset=%s: %s", msg.topic, msg.partition, msg.offset, reason)
+        record = {"reason": reason, "platform": "", "topic": msg.topic, "partition": msg.partition,
+                  "offset": msg.offset, "received_at": now_ms(), "payload": text}
+        key = f"{msg.topic}:{msg.partition}:{msg.offset}"
+        row = ["", key, text, "sink", now_ms(), now_ms(), msg.topic, msg.partition, msg.offset,
+               "dead", reason, 0]
+        await durably(lambda: dead_archive.write([row]), "archiving a dead letter")
+        await (await dlq.send(key=b"sink", value=orjson.dumps(record)))
+
+    @app.agent(source, name="store_interactions")
+    async def store_interactions(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(1000, within=settings.batch_delay_s):
+            decoded: list[tuple[Any, dict[str, list[list[Any]]]]] = []
+            for event in events:
+                msg = event.message
+                try:
+                    env = orjson.loads(msg.value or b"")
+                    if not isinstance(env, dict):
+                        raise ValueError("envelope is not an object")
+                    decoded.append((msg, env))
+                except ValueError as exc:
+                    await dead_letter(msg, f"undecodable interactions envelope: {exc}")
+            try:
+                envs = [env for _, env in decoded]
+                await durably(lambda: write(envs), "writing interactions")  # noqa: B023
+            except Exception as exc:  # noqa: BLE001 - only data errors come out of durably()
+                log.warning("batch refused by the store (%s); retrying envelope by envelope", exc)
+                for msg, env in decoded:
+                    try:
+                        await durably(lambda env=env: write([env]), "writing one envelope")
+                    except Exception as one:  # noqa: BLE001
+                        if not is_data_error(one):
+                            raise
+                        await dead_letter(msg, f"store refused the rows: {one}")
+            rows = sum(len(env.get("i", ())) + len(env.get("c", ())) for _, env in decoded)
+            for event in events:
+                msg = event.message
+                ctx.metrics.position(STAGE, msg.topic, msg.partition, msg.offset)
+            ctx.metrics.add(STAGE, source.get_topic_name(), records_in=len(events), events_in=rows,
+                            events_out=rows)

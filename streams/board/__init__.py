@@ -1,0 +1,1 @@
+"""The terminal board: per-client numbers read from the store only (never in-memory counters)."""

@@ -1,0 +1,67 @@
+"""`rapport demo`: the embedded stack, the simulator and the live board, in one command."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from rich.console import Console
+from rich.live import Live
+
+from streams.board.queries import read_board
+from streams.board.render import render, summary_lines
+from streams.clients import load_clients
+from streams.embedded.supervisor import Stack
+from streams.errors import ConfigError
+from streams.ingest.publisher import Publisher
+from streams.ingest.simulate import Simulator
+from streams.ingest.simulate_cmd import pump
+from streams.settings import Settings
+from streams.store.client import connect
+
+
+def run_demo(settings: Settings, *, duration: float | None, headless: bool, rate: float, seed: int) -> int:
+    if settings.clients is None:
+        raise ConfigError("no clients file: pass --clients FILE or set RAPPORT_CLIENTS")
+    clients = load_clients(settings.clients)
+    console = Console(stderr=headless)
+    out = Console()
+    console.print(f"starting the embedded stack in {settings.data_dir} ...")
+    started = time.monotonic()
+    with Stack(settings) as stack:
+        console.print(f"store {stack.store_url}  broker {stack.broker_url}  "
+                      f"logs {stack.data_dir / 'logs'}")
+        stop = threading.Event()
+        publisher = Publisher(settings, stack.broker_url)
+        sim = Simulator(clients, seed=seed, mean_gap_ms=max(1, int(1000 / rate)))
+        feeder = threading.Thread(target=pump, args=(publisher, sim, rate), kwargs={"stop": stop},
+                                  daemon=True, name="simulator")
+        feeder.start()
+        client = connect(stack.store_url, settings)
+        try:
+            if headless:
+                next_print = 0.0
+                while duration is None or time.monotonic() - started < duration:
+                    stack.check()
+                    if time.monotonic() >= next_print:
+                        for line in summary_lines(read_board(client), clients):
+                            out.print(f"t={time.monotonic() - started:.0f}s {line}", highlight=False)
+                        next_print = time.monotonic() + 5
+                    time.sleep(0.5)
+            else:
+                with Live(console=console, refresh_per_second=2, screen=False) as live:
+                    while duration is None or time.monotonic() - started < duration:
+                        stack.check()
+                        live.update(render(read_board(client), clients, time.monotonic() - started))
+                        time.sleep(1.0)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop.set()
+            feeder.join(timeout=5)
+            publisher.close()
+            out.print("summary:", highlight=False)
+            for line in summary_lines(read_board(client), clients):
+                out.print(f"  {line}", highlight=False)
+            client.close()
+    return 0

@@ -1,0 +1,64 @@
+"""The board's SQL: one query per panel, each reading the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+SIGNALS = "('like', 'repost', 'follow')"
+
+CLIENT_TOTALS_SQL = f"""
+SELECT client_id,
+       count() AS interactions,
+       countIf(ingested_at >= now64(3) - INTERVAL 60 SECOND) AS last_minute,
+       countIf(kind NOT IN {SIGNALS} AND author_id != account_id AND author_id != '') AS from_others,
+       countIf(kind NOT IN {SIGNALS} AND author_id = account_id AND kind != 'post') AS brand_replies,
+       countIf(kind = 'like') AS likes,
+       countIf(kind = 'repost') AS reposts,
+       countIf(kind = 'follow') AS follows,
+       max(created_at) AS last_event
+FROM interactions FINAL
+GROUP BY client_id
+ORDER BY client_id
+"""
+
+LAST_EVENTS_SQL = """
+SELECT client_id, platform, kind, author_handle, author_id, substring(text, 1, 60) AS text, created_at
+FROM interactions FINAL
+ORDER BY ingested_at DESC, created_at DESC
+LIMIT {limit:UInt32}
+"""
+
+PIPELINE_SQL = """
+SELECT stage,
+       sum(events_in) AS events_in,
+       sum(dead_lettered) AS dead_lettered,
+       sum(skipped) AS skipped,
+       argMax(lag, written_at) AS lag
+FROM pipeline_metrics
+WHERE minute >= now() - INTERVAL 1 HOUR
+GROUP BY stage
+ORDER BY stage
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class BoardData:
+    totals: list[dict[str, Any]]
+    last_events: list[dict[str, Any]]
+    pipeline: list[dict[str, Any]]
+
+
+def _rows(client: Client, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    result = client.query(sql, parameters=parameters or {})
+    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+def read_board(client: Client, last_events: int = 8) -> BoardData:
+    return BoardData(
+        totals=_rows(client, CLIENT_TOTALS_SQL),
+        last_events=_rows(client, LAST_EVENTS_SQL, {"limit": last_events}),
+        pipeline=_rows(client, PIPELINE_SQL),
+    )

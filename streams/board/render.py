@@ -1,0 +1,51 @@
+"""Rendering board data as rich tables and as plain summary lines."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+
+from streams.board.queries import BoardData
+from streams.clients import ClientsFile
+
+
+def render(data: BoardData, clients: ClientsFile, elapsed_s: float) -> Group:
+    totals = {row["client_id"]: row for row in data.totals}
+    table = Table(title=f"Rapport: connections, not vanity  ({elapsed_s:,.0f}s)", expand=True)
+    for col in ("client", "interactions", "per min", "from others", "brand replies",
+                "likes", "reposts", "follows"):
+        table.add_column(col, justify="left" if col == "client" else "right")
+    for client in clients.clients:
+        row = totals.get(client.id, {})
+        table.add_row(client.name or client.id, *(f"{int(row.get(k, 0)):,}" for k in (
+            "interactions", "last_minute", "from_others", "brand_replies", "likes", "reposts", "follows")))
+    recent = Table(title="last events", expand=True)
+    for col in ("client", "platform", "kind", "author", "text"):
+        recent.add_column(col, overflow="ellipsis", no_wrap=True)
+    for ev in data.last_events:
+        recent.add_row(ev["client_id"], ev["platform"], ev["kind"],
+                       ev["author_handle"] or ev["author_id"] or "?", ev["text"].replace("\n", " "))
+    pipe = Table(title="pipeline (last hour)", expand=True)
+    for col in ("stage", "events in", "dead-lettered", "skipped", "lag (records)"):
+        pipe.add_column(col, justify="right")
+    for p in data.pipeline:
+        pipe.add_row(p["stage"], f"{int(p['events_in']):,}", f"{int(p['dead_lettered']):,}",
+                     f"{int(p['skipped']):,}", f"{int(p['lag']):,}")
+    return Group(table, pipe, recent)
+
+
+def summary_lines(data: BoardData, clients: ClientsFile) -> list[str]:
+    totals = {row["client_id"]: row for row in data.totals}
+    lines = []
+    for client in clients.clients:
+        row = totals.get(client.id, {})
+        lines.append(
+            f"client={client.id} interactions={int(row.get('interactions', 0))} "
+            f"per_min={int(row.get('last_minute', 0))} from_others={int(row.get('from_others', 0))} "
+            f"brand_replies={int(row.get('brand_replies', 0))} likes={int(row.get('likes', 0))} "
+            f"reposts={int(row.get('reposts', 0))} follows={int(row.get('follows', 0))}"
+        )
+    for p in data.pipeline:
+        lines.append(f"stage={p['stage']} events_in={int(p['events_in'])} lag={int(p['lag'])} "
+                     f"dead_lettered={int(p['dead_lettered'])} skipped={int(p['skipped'])}")
+    return lines

@@ -1,0 +1,193 @@
+"""The `rapport` command: one Typer app, each subcommand a thin call into a module."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from streams.errors import RapportError
+from streams.settings import Settings, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Rapport: real-time conversation analytics (connections, not vanity).")
+err = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data dir (default .rapport/, or RAPPORT_DATA_DIR).")]
+ClientsOpt = Annotated[Path | None, typer.Option("--clients", help="Clients file (TOML), or RAPPORT_CLIENTS.")]
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def _settings(data_dir: Path | None, clients: Path | None) -> Settings:
+    settings = load_settings(data_dir=data_dir, clients=clients)
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return settings
+
+
+def _clients(settings: Settings):  # type: ignore[no-untyped-def]
+    from streams.clients import load_clients
+    from streams.errors import ConfigError
+
+    if settings.clients is None:
+        raise ConfigError("no clients file: pass --clients FILE or set RAPPORT_CLIENTS")
+    return load_clients(settings.clients)
+
+
+@contextmanager
+def _friendly():  # type: ignore[no-untyped-def]
+    """Expected errors print one clear line and exit 2; no stack trace for users."""
+    try:
+        yield
+    except RapportError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def up(data_dir: DataDir = None, clients: ClientsOpt = None,
+       workers: Annotated[int, typer.Option(min=1, help="Worker processes (one consumer group).")] = 1) -> None:
+    """Run the embedded stack (broker, store, workers) in the foreground; Ctrl-C stops it."""
+    from streams.embedded.supervisor import run_up
+
+    with _friendly():
+        settings = _settings(data_dir, clients)
+        raise typer.Exit(run_up(settings, workers, announce=lambda s: err.print(s)))
+
+
+@app.command()
+def broker(data_dir: DataDir = None, clients: ClientsOpt = None,
+           port: Annotated[int, typer.Option(help="Port (default: a free one).")] = 0) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu); prints its URL first."""
+    from streams.embedded.broker import run_broker
+    from streams.topics import full_names
+
+    with _friendly():
+        settings = _settings(data_dir, clients)
+        raise typer.Exit(run_broker(port, full_names(settings), settings.partitions,
+                                    announce=lambda url: print(url, flush=True)))
+
+
+@app.command()
+def store(data_dir: DataDir = None, clients: ClientsOpt = None,
+          port: Annotated[int, typer.Option(help="Port (default: a free one).")] = 0) -> None:
+    """Serve the embedded store (chDB) over the ClickHouse HTTP interface; prints its URL first."""
+    from streams.embedded.store import run_store
+
+    with _friendly():
+        settings = _settings(data_dir, clients)
+        run_store(Path(settings.data_dir) / "store", "127.0.0.1", port,
+                  lambda url: print(url, flush=True))
+
+
+@app.command()
+def worker(data_dir: DataDir = None, clients: ClientsOpt = None) -> None:
+    """Run one faust worker (all agents) against RAPPORT_BROKER_URL and RAPPORT_STORE_URL."""
+    from streams.store.client import broker_url, store_url
+    from streams.worker import run_worker
+
+    with _friendly():
+        settings = _settings(data_dir, clients)
+        run_worker(settings, _clients(settings), broker_url(settings), store_url(settings))
+
+
+@app.command()
+def migrate(data_dir: DataDir = None, clients: ClientsOpt = None) -> None:
+    """Apply the ClickHouse migrations in schemas/migrations (idempotent)."""
+    from streams.store.client import store_url
+    from streams.store.migrations import migrate as run
+
+    with _friendly():
+        settings = _settings(data_dir, clients)
+        done = run(store_url(settings), settings)
+        err.print(f"applied {len(done)} migration(s)" + "".join(f"\n  {m.number:04d}_{m.name}" for m in done))
+
+
+@app.command()
+def replay(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL of raw payloads.")],
+           platform: Annotated[str, typer.Option(help="bluesky | mastodon | x | facebook | instagram | reddit")],
+           data_dir: DataDir = None, clients: ClientsOpt = None,
+           rate: Annotated[float | None, typer.Option(help="Payloads per second (default: unpaced).")] = None,
+           follow: Annotated[bool, typer.Option(help="Keep reading as the file grows.")] = False,
+           drain: Annotated[bool, typer.Option(
+               help="Start a stack if none runs, wait until all is stored, stop.")] = False,
+           source: Annotated[str, typer.Option(help="Source label of the payloads.")] = "replay") -> None:
+    """Publish a JSONL file of raw payloads to the running stack (or, with --drain, one of its own)."""
+    from streams.ingest.replay_cmd import run_replay
+
+    with _friendly():
+        settings = _settings(data_dir, clients)
+        raise typer.Exit(run_replay(settings, file, platform, rate=rate, follow=follow, drain=drain,
+                                    source=source, console=err))
+
+
+@app.command()
+def simulate(data_dir: DataDir = None, clients: ClientsOpt = None,
+             seed: Annotated[int, typer.Option(help="Random seed (same seed, same traffic).")] = 0,
+             rate: Annotated[float, typer.Option(help="Events per second.")] = 50.0,
+             count: Annotated[int | None, typer.Option(help="Stop after N events.")] = None,
+             duration: Annotated[float | None, typer.Option(help="Stop after S seconds.")] = None) -> None:
+    """Publish realistic simulated traffic for the clients file to the running stack."""
+    from streams.ingest.simulate_cmd import run_simulate
+
+    with _friendly():
+        settings = _settings(data_dir, clients)
+        run_simulate(settings, _clients(settings), seed=seed, rate=rate, count=count, duration=duration,
+                     console=err)
+
+
+@app.command()
+def query(sql: Annotated[str, typer.Argument(help="SQL to run on the store.")],
+          data_dir: DataDir = None, clients: ClientsOpt = None,
+          fmt: Annotated[OutputFormat, typer.Option("--format", help="table | json | csv")] = OutputFormat.table,
+          ) -> None:
+    """Run SQL on the running stack's store, or open the store itself when none runs."""
+    from streams.query_cmd import run_query
+
+    with _friendly():
+        settings = _settings(data_dir, clients)
+        run_query(settings, sql, fmt.value, err)
+
+
+@app.command()
+def demo(data_dir: DataDir = None, clients: ClientsOpt = None,
+         duration: Annotated[float | None, typer.Option(help="Exit after S seconds with a summary.")] = None,
+         headless: Annotated[bool, typer.Option(help="Print summary lines instead of the live board.")] = False,
+         rate: Annotated[float, typer.Option(help="Simulated events per second.")] = 40.0,
+         seed: Annotated[int, typer.Option(help="Simulator seed.")] = 0) -> None:
+    """`rapport up` + the simulator + a live terminal board per client."""
+    from streams.board.demo import run_demo
+
+    with _friendly():
+        settings = _settings(data_dir, clients)
+        raise typer.Exit(run_demo(settings, duration=duration, headless=headless, rate=rate, seed=seed))
+
+
+@app.command()
+def bench(data_dir: DataDir = None, clients: ClientsOpt = None,
+          events: Annotated[int, typer.Option(help="Events to push through the pipeline.")] = 200_000) -> None:
+    """Measure raw consume, pipeline throughput and ingest->queryable latency (JSON line last)."""
+    from streams.bench import run_bench
+
+    with _friendly():
+        settings = _settings(data_dir, clients)
+        run_bench(settings, events=events, console=err)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

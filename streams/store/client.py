@@ -1,0 +1,66 @@
+"""Opening a clickhouse-connect client on the configured or running store."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from streams.embedded.stackfile import read_stack
+from streams.errors import StackError
+from streams.settings import Settings
+
+
+def store_url(settings: Settings) -> str:
+    """The store URL: from settings, else from the running stack of the data dir."""
+    if settings.store_url:
+        return settings.store_url
+    info = read_stack(settings.data_dir)
+    if info is None:
+        raise StackError(
+            f"no store is running for data dir {settings.data_dir}; start `rapport up` "
+            "or set RAPPORT_STORE_URL"
+        )
+    return info.store_url
+
+
+def broker_url(settings: Settings) -> str:
+    """The broker URL: from settings, else from the running stack of the data dir."""
+    if settings.broker_url:
+        return settings.broker_url
+    info = read_stack(settings.data_dir)
+    if info is None:
+        raise StackError(
+            f"no broker is running for data dir {settings.data_dir}; start `rapport up` "
+            "or set RAPPORT_BROKER_URL"
+        )
+    return info.broker_url
+
+
+def connect(url: str, settings: Settings, database: str | None = "", **kwargs: object) -> Client:
+    """A clickhouse-connect client for ``url``; ``database=None`` opens no database."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise StackError(f"store URL {url!r} is not http(s)://host:port")
+    db = settings.store_database if database == "" else database
+    try:
+        return clickhouse_connect.get_client(
+            host=parsed.hostname,
+            port=parsed.port or (8443 if parsed.scheme == "https" else 8123),
+            secure=parsed.scheme == "https",
+            username=settings.store_user,
+            password=settings.store_password.get_secret_value(),
+            database=db or "",
+            compress=False,
+            connect_timeout=10,
+            send_receive_timeout=300,
+            **kwargs,  # type: ignore[arg-type]
+        )
+    except Exception as exc:  # noqa: BLE001 - clickhouse-connect raises many types here
+        raise StackError(f"cannot reach the store at {url}: {exc}") from exc
+
+
+def open_store(settings: Settings) -> Client:
+    """Client on Rapport's database in the configured or running store."""
+    return connect(store_url(settings), settings)

@@ -1,0 +1,68 @@
+"""Session fixtures: ONE Tansu broker and ONE chDB store per test session.
+
+Each test gets its own namespace on them (topic prefix, database, consumer group), so the
+suite stays fast on 2 cores while every integration test talks to the real programs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.embedded.broker import Broker
+from streams.kafka_admin import ensure_topics
+from streams.settings import Settings
+from streams.store.migrations import migrate
+from streams.topics import full_names
+from tests.support.stack import REPO, Namespace, stop_process, unique_name
+
+EXAMPLE_CLIENTS = REPO / "clients.example.toml"
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("rapport-session")
+
+
+@pytest.fixture(scope="session")
+def broker(session_dir: Path) -> Iterator[Broker]:
+    b = Broker(log_path=session_dir / "broker.log")
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="session")
+def store_url(session_dir: Path) -> Iterator[str]:
+    """A real `rapport store` child serving chDB over HTTP."""
+    from streams.embedded.children import first_line
+
+    log_path = session_dir / "store.log"
+    log = open(log_path, "ab")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "store", "--data-dir", str(session_dir)],
+                            stdout=subprocess.PIPE, stderr=log, cwd=REPO)
+    try:
+        yield first_line(proc, "the store", log_path)
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture
+def namespace(broker: Broker, store_url: str, tmp_path: Path) -> Namespace:
+    """A fresh topic prefix, database and consumer group on the session's servers."""
+    name = unique_name("t")
+    clients = tmp_path / "clients.toml"
+    shutil.copy(EXAMPLE_CLIENTS, clients)
+    settings = Settings(data_dir=tmp_path / "data", clients=clients, topic_prefix=name,
+                        store_database=name, app_id=name, partitions=2, batch_delay_s=0.2,
+                        broker_url=broker.url, store_url=store_url)
+    migrate(store_url, settings)
+    ensure_topics(broker.url, full_names(settings), settings.partitions)
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    return Namespace(settings, broker.url, store_url, log_dir)

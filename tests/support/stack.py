@@ -1,0 +1,102 @@
+"""Test helpers: a per-test namespace (topic prefix, database, group) on shared servers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streams.clients import PLATFORMS
+from streams.drain import wait_drained
+from streams.settings import Settings
+from streams.topics import INTERACTIONS, raw_topic
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+@dataclass
+class Namespace:
+    settings: Settings
+    broker_url: str
+    store_url: str
+    log_dir: Path
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        s = self.settings
+        return {
+            "RAPPORT_BROKER_URL": self.broker_url,
+            "RAPPORT_STORE_URL": self.store_url,
+            "RAPPORT_DATA_DIR": str(s.data_dir),
+            "RAPPORT_CLIENTS": str(s.clients),
+            "RAPPORT_TOPIC_PREFIX": s.topic_prefix,
+            "RAPPORT_STORE_DATABASE": s.store_database,
+            "RAPPORT_APP_ID": s.app_id,
+            "RAPPORT_PARTITIONS": str(s.partitions),
+            "RAPPORT_BATCH_DELAY_S": str(s.batch_delay_s),
+        }
+
+    def start_worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
+        env = dict(os.environ)
+        env.update(self.env())
+        return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], stdout=log, stderr=log,
+                                env=env, cwd=REPO, start_new_session=True)
+
+    @contextmanager
+    def worker(self) -> Iterator[subprocess.Popen[bytes]]:
+        proc = self.start_worker()
+        self.workers.append(proc)
+        try:
+            yield proc
+        finally:
+            stop_process(proc)
+            self.workers.remove(proc)
+
+    def drain(self, timeout_s: float = 120.0) -> None:
+        """Wait until the group has processed everything; fail fast when a worker died."""
+        stages = [[self.settings.topic(raw_topic(p)) for p in PLATFORMS],
+                  [self.settings.topic(INTERACTIONS)]]
+
+        def alive() -> bool:
+            return all(p.poll() is None for p in self.workers)
+
+        try:
+            wait_drained(self.broker_url, self.settings.app_id, stages, timeout_s=timeout_s, alive=alive)
+        except Exception as exc:
+            raise AssertionError(f"{exc}\n--- logs ---\n{self.log_tail()}") from exc
+
+    def log_tail(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.log_dir.glob("*.log")))
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def wait_until(predicate, timeout_s: float = 60.0, interval_s: float = 0.2):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError("condition not met in time")

@@ -1,0 +1,54 @@
+"""The schema lives in schemas/interaction.json: records, DDL and sink columns must agree."""
+
+import re
+import typing
+from dataclasses import fields
+
+from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS, Change, Interaction, schema
+from streams.normalize.records import ARCHIVE_COLUMNS
+from streams.store.migrations import load_migrations
+
+
+def _ddl_columns(table: str) -> list[tuple[str, str]]:
+    for mig in load_migrations():
+        for stmt in mig.statements():
+            m = re.match(rf"CREATE TABLE IF NOT EXISTS {table}\s*\((.*)\)\s*ENGINE", stmt, re.S)
+            if m:
+                cols = []
+                for line in m.group(1).strip().splitlines():
+                    line = line.strip().rstrip(",")
+                    name, ctype = line.split(" ", 1)
+                    cols.append((name, ctype))
+                return cols
+    raise AssertionError(f"no CREATE TABLE for {table}")
+
+
+def test_interaction_record_matches_schema_and_ddl() -> None:
+    spec = [(c["name"], c["clickhouse"]) for c in schema()["interaction"]]
+    assert [name for name, _ in spec] == list(INTERACTION_COLUMNS)
+    assert _ddl_columns("interactions") == spec
+
+
+def test_change_record_matches_schema_and_ddl() -> None:
+    spec = [(c["name"], c["clickhouse"]) for c in schema()["change"]]
+    assert [name for name, _ in spec] == list(CHANGE_COLUMNS)
+    assert _ddl_columns("changes") == spec
+
+
+def test_python_types_match_schema() -> None:
+    for cls, key in ((Interaction, "interaction"), (Change, "change")):
+        hints = typing.get_type_hints(cls)
+        for col, f in zip(schema()[key], fields(cls), strict=True):
+            assert col["python"].replace(" ", "") == str(hints[f.name]).replace(" ", "").replace(
+                "<class'", "").replace("'>", ""), f.name
+
+
+def test_archive_columns_match_ddl() -> None:
+    assert [n for n, _ in _ddl_columns("raw_events")] == list(ARCHIVE_COLUMNS)
+
+
+def test_sort_keys_start_with_client_where_tenant_scoped() -> None:
+    for mig in load_migrations():
+        for stmt in mig.statements():
+            if "client_id String" in stmt and "ORDER BY" in stmt and "TABLE IF NOT EXISTS changes" not in stmt:
+                assert re.search(r"ORDER BY \(client_id", stmt), stmt[:80]
