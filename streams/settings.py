@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     partitions: int = Field(4, ge=1, le=256, description="Partitions of each topic Rapport creates.")
     replication_factor: int = Field(1, ge=1)
     batch_size: int = Field(5000, ge=1, description="Sink: rows per insert (at most).")
-    batch_delay_s: float = Field(0.5, gt=0, description="Sink: longest wait before a partial batch is written.")
+    batch_delay_s: float = Field(0.25, gt=0, description="Sink: longest wait before a partial batch is written.")
     publish_batch: int = Field(200, ge=1, description="Payloads per raw record when publishing arrays.")
     publish_linger_s: float = Field(0.1, gt=0, description="Longest wait before a partial array is published.")
     app_id: str = Field("rapport", description="Faust app id (the consumer group).")

@@ -45,7 +45,7 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
 
     @app.agent(raw, name="normalize_payloads")
     async def normalize_payloads(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(500, within=settings.batch_delay_s / 2):
+        async for events in stream.take_events(500, within=min(0.1, settings.batch_delay_s)):
             records = []
             for event in events:
                 msg = event.message

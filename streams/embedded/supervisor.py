@@ -102,6 +102,10 @@ class Stack:
         env["RAPPORT_CLIENTS"] = str(Path(self.settings.clients).resolve())
         return env
 
+    def add_worker(self) -> None:
+        """Start one more worker process (it joins the same consumer group)."""
+        self.workers.append(self._spawn_worker(len(self.workers)))
+
     def _spawn_worker(self, i: int) -> subprocess.Popen[bytes]:
         return spawn(["worker"], self.data_dir / "logs" / f"worker-{i}.log", env=self._env())
 

@@ -25,7 +25,8 @@ def pump(publisher: Publisher, sim: Simulator, rate: float, count: int | None = 
             break
         if duration is not None and time.monotonic() - started >= duration:
             break
-        publisher.add(event.platform, orjson.dumps(event.payload), event.source)
+        publisher.add(event.platform, orjson.dumps(event.payload), event.source,
+                      via_account=event.via_account or "")
         sent += 1
         ahead = sent / rate - (time.monotonic() - started)
         if ahead > 0:

@@ -189,6 +189,7 @@ def test_url_parameters_are_sorted_into_transport_params_and_settings() -> None:
         ("session_id", "s1"), ("session_timeout", "99999"), ("wait_end_of_query", "1"),
         ("client_protocol_version", "54405"), ("date_time_input_format", "best_effort"),
         ("max_threads", "1"), ("max_threads", "2"), ("enable_http_compression", "0"),
+        ("param_x", "ignored: the first one wins"), ("", "skipped"),
     ])
     assert params.query == "SELECT {x:UInt8}"
     assert params.database == "rapport"
@@ -196,6 +197,15 @@ def test_url_parameters_are_sorted_into_transport_params_and_settings() -> None:
     assert params.settings == {"date_time_input_format": "best_effort", "max_threads": "2"}
     assert params.session_id == "s1" and params.session_timeout == 3600.0
     assert params.wait_end_of_query and not params.http_compression
+
+
+def test_clickhouse_headers_name_database_format_and_query_id() -> None:
+    headers = {"X-ClickHouse-Database": "h", "X-ClickHouse-Format": "CSV",
+               "X-ClickHouse-Query-Id": "from-header"}
+    params = codec.parse_params([("database", "p"), ("query_id", "from-param")], headers)
+    assert (params.database, params.default_format, params.query_id) == ("h", "CSV",
+                                                                         "from-param")
+    assert codec.parse_params([], headers).query_id == "from-header"
 
 
 def test_clickhouse_block_compression_is_refused_clearly() -> None:

@@ -1,0 +1,307 @@
+"""The ClickHouse HTTP interface of the store: from a request to chDB and back.
+
+What is spoken is the subset the unmodified ``clickhouse-connect`` HTTP client and Grafana's
+ClickHouse datasource use: ``/ping``; SQL from the ``query`` parameter followed by the body;
+``database``, ``default_format``, ``param_*``, sessions and per-request settings; INSERT data
+streamed into chDB as it arrives (chunked, compressed); answers with ClickHouse's headers and
+errors with ClickHouse's codes. A SELECT's answer is held, and sent with a Content-Length, up
+to a bound (so a failure is still a proper error), then streamed; that is ClickHouse's own
+trade-off for ``wait_end_of_query``, and it caps the memory a large answer takes.
+
+Threads: one per open connection (an idle keep-alive connection costs only that), at most
+``max_connections``; how many statements run in chDB at once is the engine's to bound.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import closing
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlsplit
+
+from streams.embedded import http_codec as codec
+from streams.embedded.ch_errors import (
+    NOT_IMPLEMENTED,
+    READONLY,
+    STD_EXCEPTION,
+    SYNTAX_ERROR,
+    QueryError,
+)
+from streams.embedded.engine import Engine, Stats
+from streams.embedded.sql_scan import RESULT_KEYWORDS, STREAMABLE_KEYWORDS, read_statement
+
+log = logging.getLogger(__name__)
+
+
+class Serving(Protocol):
+    """What the HTTP side needs to know of the store it serves."""
+
+    engine: Engine
+    idle_timeout_s: float
+    compress_responses: bool
+
+# A SELECT's answer is held (and sent with a Content-Length, so an error is still a proper
+# error) up to this size; beyond it, it streams and an error can only cut the answer short.
+# Clients that ask to wait_end_of_query (clickhouse-connect's query()) get the larger bound.
+WAIT_BUFFER = 32 << 20
+STREAM_BUFFER = 256 << 10
+_BINARY_FORMATS = ("Native", "RowBinary", "Arrow", "Parquet", "ORC", "Avro", "MsgPack")
+_GET_ALLOWED = RESULT_KEYWORDS | {"SET", "USE"}
+
+
+class StoreHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server with a cap on connections and TCP_NODELAY on each."""
+
+    daemon_threads = True
+    block_on_close = False  # stop() wakes idle connections and waits for statements instead
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], store: Serving, max_connections: int) -> None:
+        self.store = store
+        self.stopping = False
+        self._conn_slots = threading.BoundedSemaphore(max_connections)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        # Without TCP_NODELAY every small answer waits ~40 ms for the client's delayed ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock, address
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        while not self._conn_slots.acquire(timeout=0.5):  # too many connections: wait
+            if self.stopping:
+                self.shutdown_request(request)
+                return
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._open_lock:
+                self._open.discard(request)
+            self._conn_slots.release()
+
+    def wake_connections(self) -> None:
+        """Shut every client socket down, so idle keep-alive threads return."""
+        with self._open_lock:
+            for sock in list(self._open):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections
+    server: StoreHTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        # An idle keep-alive connection gives its thread back after this long.
+        self.connection.settimeout(self.server.store.idle_timeout_s)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        self._dispatch(post=False)
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        self._dispatch(post=True)
+
+    def _dispatch(self, post: bool) -> None:
+        url = urlsplit(self.path)
+        body = codec.BodyReader(self.rfile, self.headers.get("Content-Length"),
+                                "chunked" in self.headers.get("Transfer-Encoding", "").lower())
+        if url.path in ("/ping", "/replicas_status") or (url.path == "/" and not url.query
+                                                           and body.done):
+            self._reply(200, [], b"Ok.\n", "text/plain; charset=UTF-8")
+            return
+        if url.path != "/":
+            self._reply(404, [], b"There is no handle " + url.path.encode() + b"\n", "text/plain")
+            return
+        self._started = False
+        query_id = str(uuid.uuid4())
+        try:
+            params = codec.parse_params(parse_qsl(url.query, keep_blank_values=True),
+                                        self.headers)
+            query_id = params.query_id or query_id
+            if "multipart/form-data" in self.headers.get("Content-Type", ""):
+                raise QueryError.make(NOT_IMPLEMENTED, "NOT_IMPLEMENTED",
+                                      "multipart/form-data requests (external data) are not "
+                                      "supported by the embedded store")
+            self._execute(params, body, post, query_id)
+        except QueryError as err:
+            self._fail(err, body, query_id)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True  # the client went away or broke the framing
+        except Exception as exc:  # noqa: BLE001 - a bug must answer 500, not kill the thread
+            log.exception("store request failed")
+            self._fail(QueryError.make(STD_EXCEPTION, "STD_EXCEPTION", repr(exc)), body, query_id)
+
+    def _execute(self, params: codec.RequestParams, body: codec.BodyReader, post: bool,
+                 query_id: str) -> None:
+        began = time.perf_counter()
+        data = codec.decoded(body, self.headers.get("Content-Encoding"))
+        stmt, rest = read_statement(params.query, data)
+        if not stmt.keyword:
+            raise QueryError.make(SYNTAX_ERROR, "SYNTAX_ERROR", "Empty query")
+        if not post and (stmt.insert_format or stmt.keyword not in _GET_ALLOWED):
+            raise QueryError.make(READONLY, "READONLY",
+                                  "Cannot execute query in readonly mode. For queries over HTTP, "
+                                  "method GET implies readonly. You should use method POST for "
+                                  "modifying queries")
+        fmt = stmt.output_format or params.default_format or "TabSeparated"
+        headers = [("X-ClickHouse-Query-Id", query_id),
+                   ("X-ClickHouse-Timezone", self.server.store.engine.timezone)]
+        if stmt.returns_rows:
+            headers.append(("X-ClickHouse-Format", fmt))
+        encoding = self._response_encoding(params)
+        engine = self.server.store.engine
+        parts: list[Any]
+        with engine.handle(params.session_id, session_timeout=params.session_timeout,
+                           session_check=params.session_check,
+                           close_session=params.close_session) as handle:
+            handle.prepare(params.database, params.settings)
+            if stmt.insert_format is not None:
+                if params.params and "{" in stmt.sql:
+                    raise QueryError.make(NOT_IMPLEMENTED, "NOT_IMPLEMENTED",
+                                          "query parameters in an INSERT with data")
+                stats, parts = handle.insert(stmt.sql, stmt.insert_format, rest), []
+            elif stmt.keyword in STREAMABLE_KEYWORDS:
+                chunks = handle.stream(stmt.sql, fmt, params.params)
+                limit = WAIT_BUFFER if params.wait_end_of_query else STREAM_BUFFER
+                with closing(chunks):
+                    parts, ended = _collect(chunks, limit)
+                    if not ended:  # too big to hold: stream it, errors can only cut it short
+                        self._stream(parts, chunks, headers, fmt, encoding, began)
+                        return
+                stats = sum((Stats.of(part) for part in parts), Stats())
+            else:
+                result = handle.query(stmt.sql, fmt, params.params)
+                handle.after_session_statement(stmt.keyword, shared=params.session_id is None)
+                stats, parts = Stats.of(result), [result]
+        # The handle is back before we answer: the client's next statement may use it at once.
+        self._answer(headers, stats, parts, fmt if stmt.returns_rows else "", encoding, began)
+
+    def _response_encoding(self, params: codec.RequestParams) -> str | None:
+        if not (self.server.store.compress_responses and params.http_compression):
+            return None  # identity is always acceptable; on loopback compression only costs CPU
+        return codec.pick_encoding(self.headers.get("Accept-Encoding"))
+
+    def _answer(self, headers: list[tuple[str, str]], stats: Stats, parts: list[Any], fmt: str,
+                encoding: str | None, began: float) -> None:
+        views = [view for view in (part.get_memview().view() for part in parts) if len(view)]
+        if encoding and views:
+            enc = codec.encoder(encoding)
+            views = [b"".join([enc.compress(view) for view in views] + [enc.finish()])]
+            headers.append(("Content-Encoding", encoding))
+        headers.append(("X-ClickHouse-Summary", _summary(stats, began)))
+        self._head(200, headers, sum(len(view) for view in views), _content_type(fmt))
+        for view in views:
+            self.wfile.write(view)
+
+    def _stream(self, parts: list[Any], chunks: Iterator[Any], headers: list[tuple[str, str]],
+                fmt: str, encoding: str | None, began: float) -> None:
+        enc = codec.encoder(encoding) if encoding else None
+        if enc is not None:
+            headers.append(("Content-Encoding", encoding or ""))
+        headers.append(("X-ClickHouse-Summary", _summary(Stats(), began)))
+        self._head(200, headers, None, _content_type(fmt))
+        self._started = True
+        for chunk in itertools.chain(parts, chunks):
+            view = chunk.get_memview().view()
+            self._write_chunk(enc.compress(view) if enc else view)
+        if enc is not None:
+            self._write_chunk(enc.finish())
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _write_chunk(self, data: bytes | memoryview) -> None:
+        if not len(data):
+            return
+        size = b"%X\r\n" % len(data)
+        if len(data) < 65536:
+            self.wfile.write(size + bytes(data) + b"\r\n")
+        else:
+            self.wfile.write(size)
+            self.wfile.write(data)
+            self.wfile.write(b"\r\n")
+
+    def _fail(self, err: QueryError, body: codec.BodyReader, query_id: str) -> None:
+        log.debug("query %s failed: %s", query_id, err)
+        if getattr(self, "_started", False):
+            self.close_connection = True  # mid-stream: all we can do is cut the answer short
+            return
+        try:
+            if not body.drain():
+                self.close_connection = True
+        except (ConnectionError, ValueError, OSError):
+            self.close_connection = True
+        headers = [("X-ClickHouse-Exception-Code", str(err.code)),
+                   ("X-ClickHouse-Query-Id", query_id)]
+        self._reply(err.http_status, headers, err.body(), "text/plain; charset=UTF-8")
+
+    def _reply(self, status: int, headers: list[tuple[str, str]], payload: bytes,
+               content_type: str) -> None:
+        self._head(status, headers, len(payload), content_type)
+        if len(payload):
+            self.wfile.write(payload)
+
+    def _head(self, status: int, headers: list[tuple[str, str]], length: int | None,
+              content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("X-ClickHouse-Server-Display-Name", "rapport-store")
+        for name, value in headers:
+            self.send_header(name, value)
+        if length is None:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(length))
+        self.send_header("Keep-Alive", f"timeout={int(self.server.store.idle_timeout_s)}")
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+
+
+def _collect(chunks: Iterator[Any], limit: int) -> tuple[list[Any], bool]:
+    """Chunks until ``limit`` bytes are held; whether that was the whole answer."""
+    parts: list[Any] = []
+    held = 0
+    for chunk in chunks:
+        parts.append(chunk)
+        held += chunk.size()
+        if held > limit:
+            return parts, False
+    return parts, True
+
+
+def _summary(stats: Stats, began: float) -> str:
+    return codec.summary_header(
+        read_rows=stats.read_rows, read_bytes=stats.read_bytes, written_rows=stats.written_rows,
+        written_bytes=stats.written_bytes, result_rows=stats.result_rows,
+        result_bytes=stats.result_bytes, elapsed_ns=int((time.perf_counter() - began) * 1e9))
+
+
+def _content_type(fmt: str) -> str:
+    if not fmt:
+        return "text/plain; charset=UTF-8"
+    if fmt.startswith(_BINARY_FORMATS):
+        return "application/octet-stream"
+    if fmt.startswith("JSON"):
+        return "application/json; charset=UTF-8"
+    return "text/plain; charset=UTF-8"
