@@ -10,6 +10,7 @@ dead-lettered alone (the batch is retried envelope by envelope), never dropped s
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 import faust
@@ -58,7 +59,7 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
         await (await dlq.send(key=b"sink", value=orjson.dumps(record)))
 
     @app.agent(source, name="store_interactions")
-    async def store_interactions(stream: faust.StreamT) -> None:
+    async def store_interactions(stream: Any) -> None:  # faust.Stream: take_events is not in StreamT
         async for events in stream.take_events(1000, within=settings.batch_delay_s):
             decoded: list[tuple[Any, dict[str, list[list[Any]]]]] = []
             for event in events:
@@ -77,7 +78,7 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
                 log.warning("batch refused by the store (%s); retrying envelope by envelope", exc)
                 for msg, env in decoded:
                     try:
-                        await durably(lambda env=env: write([env]), "writing one envelope")
+                        await durably(partial(write, [env]), "writing one envelope")
                     except Exception as one:  # noqa: BLE001
                         if not is_data_error(one):
                             raise

@@ -1,0 +1,541 @@
+"""All detection state of one tracked account, behind one ``apply`` and one ``sweep``.
+
+This is the pure core of the detect agent: it receives batches of interactions and
+changes for one ``client_id:account_id`` partition (in any order, with redeliveries) and
+returns the rows that changed. Every row is a function of the set of interactions and
+changes seen plus the sweep watermark, never of their order, so:
+
+- replaying history, restarting (:meth:`AccountState.rebuild` from the stored
+  interactions) and live processing all end with the same rows;
+- the reference recomputation in :mod:`streams.detect.batch` must agree with it, which
+  the property tests check for every arrival order.
+
+Work is split between the modules: :mod:`threads` files posts into threads,
+:mod:`addressing` decides who speaks to whom, :mod:`conversations` keeps the per
+(thread, person) exchanges and per person roll-ups, :mod:`responses` the inbound messages,
+their deadlines and alerts. This module only routes facts between them and turns state
+into rows.
+
+Person handles come from the person's inbound messages: the handle of the latest one
+(by event time, then event id) that carries a handle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import cast
+
+from streams.clients import Client
+from streams.detect.addressing import (
+    addressees,
+    is_inbound,
+    payload_addressing,
+    persons_addressed_by_account,
+)
+from streams.detect.business_time import BusinessCalendar
+from streams.detect.conversations import ConversationSummary, Pair, connection
+from streams.detect.responses import (
+    ALERT_WITHDRAWN,
+    NEVER,
+    OPEN,
+    Inbound,
+    ResponseBook,
+    ResponseKey,
+)
+from streams.detect.rows import (
+    AlertRow,
+    ConnectionRow,
+    ConversationRow,
+    ResponseRow,
+    ThreadRow,
+    Updates,
+)
+from streams.detect.threads import Merge, Post, Thread, ThreadBook, ThreadId
+from streams.interaction import SIGNAL_KINDS, Change, Interaction
+
+PersonKey = tuple[str, str]
+"""``(platform, person_id)``."""
+PairKey = tuple[ThreadId, str]
+"""``((platform, root_id), person_id)``."""
+
+
+class PersonState:
+    """What the account knows of one person: handle and conversations per thread."""
+
+    __slots__ = ("handle", "handle_key", "convs")
+
+    def __init__(self) -> None:
+        self.handle = ""
+        self.handle_key: tuple[int, str] = (NEVER, "")
+        self.convs: dict[ThreadId, ConversationSummary] = {}
+
+
+@dataclass(slots=True)
+class _Dirty:
+    """Keys whose rows must be (re-)emitted at the end of an apply or sweep."""
+
+    threads: set[ThreadId] = field(default_factory=set)
+    retracted_threads: set[ThreadId] = field(default_factory=set)
+    pairs: set[PairKey] = field(default_factory=set)
+    convs: set[PairKey] = field(default_factory=set)
+    retracted_convs: set[PairKey] = field(default_factory=set)
+    persons: set[PersonKey] = field(default_factory=set)
+    responses: set[ResponseKey] = field(default_factory=set)
+
+
+_SMALL_PAIRS = 8  # a thread's exchanges sit in a tuple up to this many persons, then a dict
+
+
+def _pairs_of(thread: Thread) -> tuple[Pair, ...]:
+    """The thread's (thread, person) exchanges, kept on ``thread.ext``."""
+    ext = thread.ext
+    if ext is None:
+        return ()
+    if isinstance(ext, dict):
+        return tuple(ext.values())
+    assert isinstance(ext, tuple)
+    return ext
+
+
+def _pair_in(thread: Thread, person: str, create: bool) -> Pair | None:
+    ext = thread.ext
+    if isinstance(ext, dict):
+        found = ext.get(person)
+    else:
+        found = next((p for p in ext or () if p.person == person), None)
+    if found is not None or not create:
+        return found
+    found = Pair(person)
+    _put_pair(thread, found)
+    return found
+
+
+def _put_pair(thread: Thread, pair: Pair) -> None:
+    """Set ``pair`` as the thread's exchange with ``pair.person`` (replacing any other)."""
+    ext = thread.ext
+    if isinstance(ext, dict):
+        ext[pair.person] = pair
+        return
+    others = tuple(p for p in ext or () if p.person != pair.person)
+    if len(others) < _SMALL_PAIRS:
+        thread.ext = (*others, pair)
+    else:
+        thread.ext = {p.person: p for p in (*others, pair)}
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+class AccountState:
+    """Threads, conversations, connections, responses and alerts of one tracked account."""
+
+    def __init__(self, client: Client, account_id: str, calendar: BusinessCalendar | None = None) -> None:
+        self.client_id = client.id
+        self.account_id = account_id
+        self.sla_minutes = client.sla_minutes
+        self.calendar = calendar or BusinessCalendar.from_client(client)
+        self.book = ThreadBook(account_id)
+        self.responses = ResponseBook(self.calendar, client.sla_minutes)
+        self._persons: dict[PersonKey, PersonState] = {}
+        self._alerts: dict[ResponseKey, tuple[str, int | None]] = {}
+        self.counters: dict[str, int] = {
+            "messages": 0,
+            "signals": 0,
+            "foreign": 0,
+            "duplicates": 0,
+            "deletes": 0,
+            "edits": 0,
+            "evicted": 0,
+        }
+
+    @classmethod
+    def rebuild(
+        cls,
+        client: Client,
+        account_id: str,
+        interactions: Iterable[Interaction],
+        changes: Iterable[Change] = (),
+        watermark_ms: int | None = None,
+        calendar: BusinessCalendar | None = None,
+    ) -> AccountState:
+        """The state incremental processing would have: how a restarted worker recovers.
+
+        Rows are not returned; with ``watermark_ms`` the deadlines up to it count as swept
+        (their alerts as already emitted), so a following :meth:`sweep` only reports new ones.
+        """
+        state = cls(client, account_id, calendar)
+        state.apply(sorted(interactions, key=lambda m: (m.created_at, m.event_id)), changes)
+        if watermark_ms is not None:
+            state.sweep(watermark_ms)
+        return state
+
+    @property
+    def watermark(self) -> int:
+        return self.responses.watermark
+
+    # -- input ------------------------------------------------------------------------
+
+    def apply(self, interactions: Iterable[Interaction], changes: Iterable[Change] = ()) -> Updates:
+        """Take a batch of interactions and changes; return every row it changed."""
+        dirty = _Dirty()
+        for change in changes:
+            self._change(change, dirty)
+        for msg in interactions:
+            self._add(msg, dirty)
+        return self._flush(dirty)
+
+    def sweep(self, watermark_ms: int) -> Updates:
+        """Pass deadlines up to ``watermark_ms`` (the clock live, event time in a replay).
+
+        Returns the responses that became ``breached`` and their newly opened alerts.
+        """
+        dirty = _Dirty()
+        for rec in self.responses.sweep(watermark_ms):
+            dirty.responses.add(rec.key)
+        return self._flush(dirty)
+
+    def _change(self, change: Change, dirty: _Dirty) -> None:
+        if change.change != "delete":
+            self.counters["edits"] += 1  # edits change text only, never a metric
+            return
+        self.counters["deletes"] += 1
+        rec = self.responses.delete(change.platform, change.event_id, change.changed_at)
+        if rec is not None:
+            dirty.responses.add(rec.key)
+
+    def _add(self, msg: Interaction, dirty: _Dirty) -> None:
+        if msg.client_id != self.client_id or msg.account_id != self.account_id:
+            self.counters["foreign"] += 1
+            return
+        if msg.kind in SIGNAL_KINDS:
+            self.counters["signals"] += 1  # vanity signals are counted elsewhere
+            return
+        said = payload_addressing(msg)
+        added = self.book.add(msg, said.named, said.parent_author)
+        if added is None:
+            self.counters["duplicates"] += 1
+            return
+        self.counters["messages"] += 1
+        dirty.threads.update(added.changed)
+        dirty.retracted_threads.update(added.retracted)
+        for merge in added.merged:
+            self._merge(merge, dirty)
+        self._register(added.post, dirty)
+        for child in added.adopted:  # their parent's author is known now
+            self._register(child, dirty)
+
+    def _merge(self, merge: Merge, dirty: _Dirty) -> None:
+        """A provisional thread was folded into a larger one: move its exchanges along."""
+        src, dst = merge.src, merge.dst
+        if merge.complete:
+            # Every post moved: hand each (thread, person) exchange over, smaller into larger.
+            for pair in _pairs_of(src):
+                dirty.pairs.add((src.tid, pair.person))
+                dirty.pairs.add((dst.tid, pair.person))
+                here = _pair_in(dst, pair.person, create=False)
+                if here is None:
+                    _put_pair(dst, pair)
+                    continue
+                big, small = (pair, here) if len(pair) > len(here) else (here, pair)
+                _put_pair(dst, big)
+                for turn in small.outbound:
+                    self._answered_by(dst.platform, big, cast(Post, turn), dirty)
+                for turn in small.inbound:
+                    self._asked(dst.platform, big, cast(Post, turn), dirty)
+            src.ext = None
+            return
+        # Some posts stayed behind (roots named inconsistently): redo both threads.
+        persons: set[str] = set()
+        for thread in (src, dst):
+            persons.update(p.person for p in _pairs_of(thread))
+            thread.ext = None
+            for post in thread.posts:
+                self._register(post, dirty)
+            persons.update(p.person for p in _pairs_of(thread))
+        dirty.pairs.update((t.tid, person) for t in (src, dst) for person in persons)
+
+    def _register(self, post: Post, dirty: _Dirty) -> None:
+        """Record whom ``post`` addresses (idempotent: called again when more is known)."""
+        thread = post.thread
+        platform, tid = thread.platform, thread.tid
+        parent_author = None
+        if post.parent_author is None and post.parent is not None:
+            parent = self.book.post(platform, post.parent)
+            parent_author = parent.author if parent is not None else None
+        addressed = addressees(post.author, post.named, post.parent_author, parent_author)
+        if not addressed:
+            return
+        account = self.book.account(platform)
+        for person in persons_addressed_by_account(post.author, addressed, account):
+            pair = _pair_in(thread, person, create=True)
+            assert pair is not None
+            if self._answered_by(platform, pair, post, dirty):
+                dirty.pairs.add((tid, person))
+        if is_inbound(post.author, addressed, account):
+            pair = _pair_in(thread, post.author, create=True)
+            assert pair is not None
+            if self._asked(platform, pair, post, dirty):
+                dirty.pairs.add((tid, post.author))
+                self._note_handle(platform, post, dirty)
+
+    def _answered_by(self, platform: str, pair: Pair, post: Post, dirty: _Dirty) -> bool:
+        """Add an account turn; it becomes the first answer of the person's messages it answers."""
+        answers = pair.add_outbound(post)
+        if answers is None:
+            return False
+        for turn in answers:
+            rec = self.responses.get(platform, turn.id)
+            if rec is not None and rec.answered_at != post.at:
+                rec.answered_at = post.at
+                dirty.responses.add(rec.key)
+        return True
+
+    def _asked(self, platform: str, pair: Pair, post: Post, dirty: _Dirty) -> bool:
+        """Add a person's turn addressing the account: an inbound message with a deadline."""
+        if not pair.add_inbound(post):
+            return False
+        known = self.responses.get(platform, post.id) is not None
+        rec = self.responses.add(post)
+        answered = pair.first_answer(post.at)
+        if not known or rec.answered_at != answered:
+            rec.answered_at = answered
+            dirty.responses.add(rec.key)
+        return True
+
+    def _note_handle(self, platform: str, post: Post, dirty: _Dirty) -> None:
+        pkey = (platform, post.author)
+        person = self._persons.get(pkey)
+        if person is None:
+            person = self._persons[pkey] = PersonState()
+        if not post.handle or (post.at, post.id) <= person.handle_key:
+            return
+        person.handle_key = (post.at, post.id)
+        if post.handle != person.handle:
+            person.handle = post.handle
+            dirty.persons.add(pkey)
+            dirty.convs.update((tid, post.author) for tid in person.convs)
+
+    # -- output -----------------------------------------------------------------------
+
+    def _flush(self, dirty: _Dirty) -> Updates:
+        for tid, person in dirty.pairs:
+            self._refresh_pair(tid, person, dirty)
+        threads = [self._thread_row(tid) for tid in sorted(dirty.threads | dirty.retracted_threads)]
+        convs: list[ConversationRow] = []
+        for tid, person in sorted(dirty.convs | dirty.retracted_convs):
+            state = self._persons.get((tid[0], person))
+            summary = state.convs.get(tid) if state is not None else None
+            if state is not None and summary is not None:
+                convs.append(self._conversation_row(tid, person, state, summary))
+            elif (tid, person) in dirty.retracted_convs:
+                convs.append(
+                    ConversationRow(
+                        self.client_id,
+                        self.account_id,
+                        tid[0],
+                        tid[1],
+                        person,
+                        "",
+                        0,
+                        "",
+                        0,
+                        0,
+                        retracted=True,
+                    )
+                )
+        connections = []
+        for pkey in sorted(dirty.persons):
+            row = self._connection_row(pkey)
+            if row is not None:
+                connections.append(row)
+        responses: list[ResponseRow] = []
+        alerts: list[AlertRow] = []
+        for key in sorted(dirty.responses):
+            rec = self.responses.get(*key)
+            if rec is None:
+                continue
+            responses.append(self._response_row(rec))
+            alert = self._alert_change(rec)
+            if alert is not None:
+                alerts.append(alert)
+        return Updates(tuple(threads), tuple(convs), tuple(connections), tuple(responses), tuple(alerts))
+
+    def _refresh_pair(self, tid: ThreadId, person: str, dirty: _Dirty) -> None:
+        """Bring the conversation summary of one (thread, person) pair up to date."""
+        thread = self.book.thread(tid)
+        pair = _pair_in(thread, person, create=False) if thread is not None else None
+        pkey = (tid[0], person)
+        state = self._persons.get(pkey)
+        summary = pair.summary() if pair is not None else None
+        if summary is not None:
+            if state is None:
+                state = self._persons[pkey] = PersonState()
+            if state.convs.get(tid) != summary:
+                state.convs[tid] = summary
+                dirty.convs.add((tid, person))
+                dirty.persons.add(pkey)
+        elif state is not None and tid in state.convs:
+            del state.convs[tid]
+            dirty.retracted_convs.add((tid, person))
+            dirty.persons.add(pkey)
+
+    def _thread_row(self, tid: ThreadId) -> ThreadRow:
+        thread = self.book.thread(tid)
+        if thread is None:  # folded into a larger thread
+            return ThreadRow(self.client_id, self.account_id, tid[0], tid[1], 0, 0, 0, 0, 0, 0, retracted=True)
+        s = thread.stats()
+        return ThreadRow(
+            self.client_id,
+            self.account_id,
+            s.platform,
+            s.root_id,
+            s.posts,
+            s.depth,
+            s.participants,
+            s.account_posts,
+            s.first_at,
+            s.last_at,
+        )
+
+    def _conversation_row(
+        self, tid: ThreadId, person: str, state: PersonState, summary: ConversationSummary
+    ) -> ConversationRow:
+        return ConversationRow(
+            self.client_id,
+            self.account_id,
+            tid[0],
+            tid[1],
+            person,
+            state.handle,
+            summary.turns,
+            summary.opened_by,
+            summary.started_at,
+            summary.last_at,
+        )
+
+    def _connection_row(self, pkey: PersonKey) -> ConnectionRow | None:
+        state = self._persons.get(pkey)
+        if state is None:
+            return None
+        conn = connection(state.convs.values())
+        if conn is None:
+            return None
+        return ConnectionRow(
+            self.client_id,
+            self.account_id,
+            pkey[0],
+            pkey[1],
+            state.handle,
+            conn.conversations,
+            conn.turns,
+            conn.first_at,
+            conn.last_at,
+            conn.returning,
+        )
+
+    def _response_row(self, rec: Inbound) -> ResponseRow:
+        answered, msg = rec.answered_at, rec.msg
+        return ResponseRow(
+            self.client_id,
+            self.account_id,
+            msg.platform,
+            msg.id,
+            msg.author,
+            msg.at,
+            rec.due,
+            answered,
+            None if answered is None else (answered - msg.at) / 1000,
+            None if answered is None else self.calendar.business_seconds_between(msg.at, answered),
+            self.responses.status(rec),
+        )
+
+    def _alert_row(self, rec: Inbound, status: str, resolved_at: int | None) -> AlertRow:
+        msg = rec.msg
+        who = f"@{msg.handle}" if msg.handle else msg.author
+        text = (
+            f"{who} got no first response within {self.sla_minutes} business minutes "
+            f"({msg.platform} {msg.id}, received {_iso(msg.at)}, due {_iso(rec.due)})"
+        )
+        return AlertRow(
+            self.client_id,
+            self.account_id,
+            msg.platform,
+            msg.id,
+            rec.due,
+            rec.due,
+            resolved_at,
+            status,
+            text,
+        )
+
+    def _alert_change(self, rec: Inbound) -> AlertRow | None:
+        """The alert row to emit for ``rec``, if its alert changed since last emitted."""
+        state = self.responses.alert(rec)
+        previous = self._alerts.get(rec.key)
+        if state == previous:
+            return None
+        if state is None:
+            del self._alerts[rec.key]
+            return self._alert_row(rec, ALERT_WITHDRAWN, None)
+        self._alerts[rec.key] = state
+        return self._alert_row(rec, *state)
+
+    # -- whole state ------------------------------------------------------------------
+
+    def snapshot(self) -> Updates:
+        """Every current row (retracted and withdrawn rows are not state, so not here)."""
+        tids = sorted(t.tid for t in self.book.threads())
+        threads = tuple(self._thread_row(tid) for tid in tids)
+        convs = []
+        connections = []
+        for pkey in sorted(self._persons):
+            state = self._persons[pkey]
+            for tid in sorted(state.convs):
+                convs.append(self._conversation_row(tid, pkey[1], state, state.convs[tid]))
+            row = self._connection_row(pkey)
+            if row is not None:
+                connections.append(row)
+        responses = []
+        alerts = []
+        for rec in sorted(self.responses.records(), key=lambda r: r.key):
+            responses.append(self._response_row(rec))
+            state_ = self.responses.alert(rec)
+            if state_ is not None:
+                alerts.append(self._alert_row(rec, *state_))
+        convs.sort(key=lambda r: r.key)
+        return Updates(threads, tuple(convs), tuple(connections), tuple(responses), tuple(alerts))
+
+    # -- memory -----------------------------------------------------------------------
+
+    def needs_restore(self, interactions: Iterable[Interaction]) -> set[ThreadId]:
+        """Evicted threads this batch would wake up: load their stored rows into the batch."""
+        wanted: set[ThreadId] = set()
+        for msg in interactions:
+            if msg.kind not in SIGNAL_KINDS and msg.account_id == self.account_id:
+                wanted.update(self.book.needs_restore(msg))
+        return wanted
+
+    def evict_idle(self, now_ms: int, horizon_ms: int) -> list[ThreadId]:
+        """Forget threads idle since before ``now_ms - horizon_ms`` (event time).
+
+        Threads with a response still ``open`` (deadline ahead) are kept. Connections keep
+        the evicted threads' conversation summaries, so they stay exact. A batch that
+        wakes an evicted thread (:meth:`needs_restore`) must carry that thread's stored
+        interactions and changes too; re-applying them restores the thread exactly
+        (adding is idempotent and order-independent).
+        """
+        keep = {cast(Post, rec.msg).tid for rec in self.responses.records() if self.responses.status(rec) == OPEN}
+
+        def drop(thread: Thread) -> None:
+            ids = [turn.id for pair in _pairs_of(thread) for turn in pair.inbound]
+            self.responses.forget(thread.platform, ids)
+            for event_id in ids:
+                self._alerts.pop((thread.platform, event_id), None)
+
+        evicted = self.book.evict_idle(now_ms, horizon_ms, keep=keep.__contains__, on_evict=drop)
+        self.responses.forget_deletes(now_ms - horizon_ms)
+        self.counters["evicted"] += len(evicted)
+        return evicted
