@@ -25,7 +25,7 @@ def run_demo(settings: Settings, *, duration: float | None, headless: bool, rate
         raise ConfigError("no clients file: pass --clients FILE or set RAPPORT_CLIENTS")
     clients = load_clients(settings.clients)
     console = Console(stderr=headless)
-    out = Console()
+    out = Console(soft_wrap=True)
     console.print(f"starting the embedded stack in {settings.data_dir} ...")
     started = time.monotonic()
     with Stack(settings) as stack:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from streams.embedded.children import stop as stop_child
 from streams.embedded.lifecycle import die_with_parent
 from streams.embedded.ports import free_port, port_is_free
 from streams.errors import StackError
@@ -71,14 +72,7 @@ class Broker:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_child(proc, timeout_s)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
