@@ -57,13 +57,16 @@ def _friendly():  # type: ignore[no-untyped-def]
 
 @app.command()
 def up(data_dir: DataDir = None, clients: ClientsOpt = None,
-       workers: Annotated[int, typer.Option(min=1, help="Worker processes (one consumer group).")] = 1) -> None:
+       workers: Annotated[int, typer.Option(min=1, help="Worker processes (one consumer group).")] = 1,
+       store_port: Annotated[int, typer.Option(help="Store HTTP port (default: a free one).")] = 0,
+       broker_port: Annotated[int, typer.Option(help="Broker port (default: a free one).")] = 0) -> None:
     """Run the embedded stack (broker, store, workers) in the foreground; Ctrl-C stops it."""
     from streams.embedded.supervisor import run_up
 
     with _friendly():
         settings = _settings(data_dir, clients)
-        raise typer.Exit(run_up(settings, workers, announce=lambda s: err.print(s)))
+        raise typer.Exit(run_up(settings, workers, announce=lambda s: err.print(s),
+                                store_port=store_port, broker_port=broker_port))
 
 
 @app.command()
@@ -112,6 +115,17 @@ def migrate(data_dir: DataDir = None, clients: ClientsOpt = None) -> None:
         settings = _settings(data_dir, clients)
         done = run(store_url(settings), settings)
         err.print(f"applied {len(done)} migration(s)" + "".join(f"\n  {m.number:04d}_{m.name}" for m in done))
+
+
+@app.command()
+def topics(data_dir: DataDir = None, clients: ClientsOpt = None) -> None:
+    """Create every Rapport topic that does not exist yet (Apache Kafka or the embedded broker)."""
+    from streams.deploy_cmds import create_topics
+
+    with _friendly():
+        settings = _settings(data_dir, clients)
+        created = create_topics(settings)
+        err.print(f"created {len(created)} topic(s)" + "".join(f"\n  {t}" for t in created))
 
 
 @app.command()
@@ -183,6 +197,15 @@ def bench(data_dir: DataDir = None, clients: ClientsOpt = None,
     with _friendly():
         settings = _settings(data_dir, clients)
         run_bench(settings, events=events, console=err)
+
+
+def _mount_sub_apps() -> None:
+    from streams.grafana.cli import grafana_app
+
+    app.add_typer(grafana_app, name="grafana", help="Grafana boards, alert rules and provisioning.")
+
+
+_mount_sub_apps()
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 What is spoken is the subset the unmodified ``clickhouse-connect`` HTTP client and Grafana's
 ClickHouse datasource use: ``/ping``; SQL from the ``query`` parameter followed by the body;
+Native answers written for the client's ``client_protocol_version`` (clickhouse-go, Grafana);
 ``database``, ``default_format``, ``param_*``, sessions and per-request settings; INSERT data
 streamed into chDB as it arrives (chunked, compressed); answers with ClickHouse's headers and
 errors with ClickHouse's codes. A SELECT's answer is held, and sent with a Content-Length, up
@@ -166,6 +167,12 @@ class _Handler(BaseHTTPRequestHandler):
                                   "method GET implies readonly. You should use method POST for "
                                   "modifying queries")
         fmt = stmt.output_format or params.default_format or "TabSeparated"
+        # A client naming its protocol revision (Grafana's datasource) gets Native written for
+        # that revision, as ClickHouse does; chDB writes revision 0, so the answer is rewritten.
+        rewrite = (codec.NativeRevision(params.client_protocol_version)
+                   if stmt.returns_rows and fmt == "Native" and params.client_protocol_version > 0
+                   else None)
+        settings = {**params.settings, **codec.NATIVE_REWRITE_SETTINGS} if rewrite else params.settings
         headers = [("X-ClickHouse-Query-Id", query_id),
                    ("X-ClickHouse-Timezone", self.server.store.engine.timezone)]
         if stmt.returns_rows:
@@ -176,7 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
         with engine.handle(params.session_id, session_timeout=params.session_timeout,
                            session_check=params.session_check,
                            close_session=params.close_session) as handle:
-            handle.prepare(params.database, params.settings)
+            handle.prepare(params.database, settings)
             if stmt.insert_format is not None:
                 if params.params and "{" in stmt.sql:
                     raise QueryError.make(NOT_IMPLEMENTED, "NOT_IMPLEMENTED",
@@ -188,7 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
                 with closing(chunks):
                     parts, ended = _collect(chunks, limit)
                     if not ended:  # too big to hold: stream it, errors can only cut it short
-                        self._stream(parts, chunks, headers, fmt, encoding, began)
+                        self._stream(parts, chunks, headers, fmt, encoding, began, rewrite)
                         return
                 stats = sum((Stats.of(part) for part in parts), Stats())
             else:
@@ -196,7 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
                 handle.after_session_statement(stmt.keyword, shared=params.session_id is None)
                 stats, parts = Stats.of(result), [result]
         # The handle is back before we answer: the client's next statement may use it at once.
-        self._answer(headers, stats, parts, fmt if stmt.returns_rows else "", encoding, began)
+        self._answer(headers, stats, parts, fmt if stmt.returns_rows else "", encoding, began, rewrite)
 
     def _response_encoding(self, params: codec.RequestParams) -> str | None:
         if not (self.server.store.compress_responses and params.http_compression):
@@ -204,8 +211,12 @@ class _Handler(BaseHTTPRequestHandler):
         return codec.pick_encoding(self.headers.get("Accept-Encoding"))
 
     def _answer(self, headers: list[tuple[str, str]], stats: Stats, parts: list[Any], fmt: str,
-                encoding: str | None, began: float) -> None:
+                encoding: str | None, began: float, rewrite: codec.NativeRevision | None = None) -> None:
+        views: list[bytes | memoryview]
         views = [view for view in (part.get_memview().view() for part in parts) if len(view)]
+        if rewrite is not None:
+            whole = rewrite.feed(b"".join(views)) + rewrite.finish()
+            views = [whole] if whole else []
         if encoding and views:
             enc = codec.encoder(encoding)
             views = [b"".join([enc.compress(view) for view in views] + [enc.finish()])]
@@ -216,7 +227,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(view)
 
     def _stream(self, parts: list[Any], chunks: Iterator[Any], headers: list[tuple[str, str]],
-                fmt: str, encoding: str | None, began: float) -> None:
+                fmt: str, encoding: str | None, began: float,
+                rewrite: codec.NativeRevision | None = None) -> None:
         enc = codec.encoder(encoding) if encoding else None
         if enc is not None:
             headers.append(("Content-Encoding", encoding or ""))
@@ -224,8 +236,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._head(200, headers, None, _content_type(fmt))
         self._started = True
         for chunk in itertools.chain(parts, chunks):
-            view = chunk.get_memview().view()
+            view: bytes | memoryview = chunk.get_memview().view()
+            if rewrite is not None:
+                view = rewrite.feed(view)
             self._write_chunk(enc.compress(view) if enc else view)
+        if rewrite is not None:
+            rewrite.finish()
         if enc is not None:
             self._write_chunk(enc.finish())
         self.wfile.write(b"0\r\n\r\n")

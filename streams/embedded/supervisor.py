@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -28,6 +29,10 @@ from streams.store.migrations import migrate
 from streams.topics import full_names
 
 log = logging.getLogger(__name__)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 class Stack:
@@ -149,9 +154,11 @@ class Stack:
         self.stop()
 
 
-def run_up(settings: Settings, workers: int, announce: object = print) -> int:
-    """Foreground supervisor loop of `rapport up`; Ctrl-C stops everything cleanly."""
-    stack = Stack(settings, workers=workers)
+def run_up(settings: Settings, workers: int, announce: object = print, store_port: int = 0,
+           broker_port: int = 0) -> int:
+    """Foreground supervisor loop of `rapport up`; Ctrl-C or SIGTERM stops everything cleanly."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    stack = Stack(settings, workers=workers, store_port=store_port, broker_port=broker_port)
     stack.start()
     say = announce if callable(announce) else print
     say(f"store   {stack.store_url}  (data: {stack.data_dir / 'store'})")

@@ -1,0 +1,288 @@
+"""Every SQL query Grafana runs on the store: panels, variables and alert rules.
+
+Written for Grafana's ClickHouse datasource: dashboard variables are interpolated by Grafana
+(``${client:singlequote}`` -> ``'acme','globex'``), then the datasource's own macros by the plugin
+(``$__timeFilter(col)``, ``$__timeInterval(col)``, ``$__interval_s``; see :mod:`streams.grafana.macros`).
+
+Rules every query here keeps (tests/grafana checks them by running each one on chDB):
+
+* client-facing queries filter ``client_id IN (...)``, the first column of every detection sort
+  key, and most also account and platform, the next two: the primary key prunes;
+* time series filter on time with ``$__timeFilter`` and bucket with ``$__timeInterval`` or
+  ``$__timeGroup``; all-time figures (returning people, the unanswered queue) read the compact
+  state tables ``FINAL`` by their sort key;
+* state tables are read ``FINAL`` (ReplacingMergeTree: latest version wins, deleted rows hidden);
+* the pipeline board reads ``pipeline_metrics`` and ``dead_letters``, which have no client: they
+  filter by time (and platform where the data has one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+CLIENT = "client_id IN (${client:singlequote})"
+SCOPE = f"{CLIENT} AND account_id IN (${{account:singlequote}}) AND platform IN (${{platform:singlequote}})"
+PLATFORM = "platform IN (${platform:singlequote})"
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One query: its SQL and what a test checks about it."""
+
+    key: str
+    sql: str
+    columns: tuple[str, ...]  # the columns the panel reads, in order
+    time_series: bool = False  # a time series panel: must filter by time
+    client: bool = True  # must filter by client
+    all_time: tuple[str, ...] = ()  # state tables read with no time bound: must prune by sort key
+    tables: tuple[str, ...] = field(default=())  # tables read (for EXPLAIN checks)
+
+
+def _q(key: str, sql: str, columns: tuple[str, ...], **kw: object) -> Query:
+    return Query(key, sql.strip(), columns, **kw)  # type: ignore[arg-type]
+
+
+# --- variables -------------------------------------------------------------------------------
+VAR_CLIENT = "SELECT DISTINCT client_id FROM activity_minutely ORDER BY client_id"
+VAR_ACCOUNT = f"SELECT DISTINCT account_id FROM activity_minutely WHERE {CLIENT} ORDER BY account_id"
+VAR_PLATFORM = (f"SELECT DISTINCT platform FROM activity_minutely WHERE {CLIENT} "
+                "AND account_id IN (${account:singlequote}) ORDER BY platform")
+VARIABLES = {"client": VAR_CLIENT, "account": VAR_ACCOUNT, "platform": VAR_PLATFORM}
+
+# --- agency overview --------------------------------------------------------------------------
+CONVERSATIONS = _q("conversations", f"""
+SELECT count() AS conversations
+FROM conversations FINAL
+WHERE {SCOPE} AND $__timeFilter(started_at)
+""", ("conversations",), tables=("conversations",))
+
+RETURNING = _q("returning_people", f"""
+SELECT countIf(returning) AS returning_people
+FROM connections FINAL
+WHERE {SCOPE}
+""", ("returning_people",), all_time=("connections",), tables=("connections",))
+
+# Reply rate within SLA: inbound messages answered by their deadline / inbound messages whose
+# deadline falls in the period (and has passed); a message deleted unanswered (cancelled) is neither.
+_RESPONSE_FIGURES = """
+countIf(status = 'answered' AND answered_at <= due_at AND $__timeFilter(due_at) AND due_at <= now())
+    / nullIf(countIf(status != 'cancelled' AND $__timeFilter(due_at) AND due_at <= now()), 0) AS reply_rate_in_sla,
+quantileExactIf(0.5)(response_business_s, status = 'answered' AND $__timeFilter(received_at))
+    AS median_first_response_s,
+quantileExactIf(0.9)(response_business_s, status = 'answered' AND $__timeFilter(received_at))
+    AS p90_first_response_s,
+countIf(status IN ('open', 'breached')) AS unanswered,
+countIf(status = 'breached') AS breached"""
+
+RESPONSE_STATS = _q("response_stats", f"""
+SELECT {_RESPONSE_FIGURES}
+FROM responses FINAL
+WHERE {SCOPE}
+""", ("reply_rate_in_sla", "median_first_response_s", "p90_first_response_s", "unanswered", "breached"),
+    all_time=("responses",), tables=("responses",))
+
+_PER_CLIENT = f"""
+WITH
+    conv AS (SELECT client_id, count() AS conversations FROM conversations FINAL
+             WHERE {SCOPE} AND $__timeFilter(started_at) GROUP BY client_id),
+    conn AS (SELECT client_id, countIf(returning) AS returning_people FROM connections FINAL
+             WHERE {SCOPE} GROUP BY client_id),
+    resp AS (SELECT client_id, {_RESPONSE_FIGURES.replace(chr(10), chr(10) + '             ')}
+             FROM responses FINAL WHERE {SCOPE} GROUP BY client_id),
+    vanity AS (SELECT client_id, sum(likes) AS likes, sum(reposts) AS reposts, sum(follows) AS follows
+               FROM activity_minutely FINAL WHERE {SCOPE} AND $__timeFilter(minute) GROUP BY client_id),
+    ids AS (SELECT client_id FROM conv UNION DISTINCT SELECT client_id FROM conn
+            UNION DISTINCT SELECT client_id FROM resp UNION DISTINCT SELECT client_id FROM vanity)
+"""
+
+CLIENTS_TABLE = _q("clients_table", _PER_CLIENT + """
+SELECT ids.client_id AS client_id, conv.conversations AS conversations, conn.returning_people AS returning_people,
+       resp.reply_rate_in_sla AS reply_rate_in_sla, resp.median_first_response_s AS median_first_response_s,
+       resp.p90_first_response_s AS p90_first_response_s, resp.unanswered AS unanswered, resp.breached AS breached,
+       vanity.likes AS likes, vanity.reposts AS reposts, vanity.follows AS follows
+FROM ids
+LEFT JOIN conv ON conv.client_id = ids.client_id
+LEFT JOIN conn ON conn.client_id = ids.client_id
+LEFT JOIN resp ON resp.client_id = ids.client_id
+LEFT JOIN vanity ON vanity.client_id = ids.client_id
+ORDER BY client_id
+""", ("client_id", "conversations", "returning_people", "reply_rate_in_sla", "median_first_response_s",
+      "p90_first_response_s", "unanswered", "breached", "likes", "reposts", "follows"),
+    all_time=("connections", "responses"),
+    tables=("conversations", "connections", "responses", "activity_minutely"))
+
+CONNECTIONS_VS_VANITY = _q("connections_vs_vanity", _PER_CLIENT + """
+SELECT ids.client_id AS client_id, conv.conversations AS conversations, vanity.likes AS likes,
+       vanity.reposts AS reposts, vanity.follows AS follows
+FROM ids
+LEFT JOIN conv ON conv.client_id = ids.client_id
+LEFT JOIN vanity ON vanity.client_id = ids.client_id
+ORDER BY client_id
+""", ("client_id", "conversations", "likes", "reposts", "follows"),
+    tables=("conversations", "activity_minutely"))
+
+INBOUND_SERIES = _q("inbound_series", f"""
+SELECT $__timeInterval(minute) AS time, sum(inbound) AS inbound, sum(answered_in_sla) AS answered_in_sla,
+       sum(breached) AS breached
+FROM activity_minutely FINAL
+WHERE {SCOPE} AND $__timeFilter(minute)
+GROUP BY time
+ORDER BY time
+""", ("time", "inbound", "answered_in_sla", "breached"), time_series=True, tables=("activity_minutely",))
+
+# --- client board -----------------------------------------------------------------------------
+UNANSWERED_QUEUE = _q("unanswered_queue", f"""
+SELECT r.platform AS platform, r.account_id AS account_id, i.author_handle AS who, i.text AS what,
+       r.received_at AS received_at, dateDiff('second', r.received_at, now()) AS age_s,
+       dateDiff('second', now(), r.due_at) AS due_in_s, r.status AS status, i.url AS link
+FROM (SELECT client_id, account_id, platform, event_id, received_at, due_at, status
+      FROM responses FINAL
+      WHERE {SCOPE} AND status IN ('open', 'breached')) AS r
+LEFT JOIN (SELECT client_id, account_id, platform, event_id, author_handle,
+                  substring(replaceRegexpAll(text, '\\\\s+', ' '), 1, 280) AS text, url
+           FROM interactions FINAL
+           WHERE {SCOPE} AND event_id IN (SELECT event_id FROM responses FINAL
+                                          WHERE {SCOPE} AND status IN ('open', 'breached'))) AS i
+    ON i.client_id = r.client_id AND i.account_id = r.account_id AND i.platform = r.platform
+   AND i.event_id = r.event_id
+ORDER BY r.due_at
+LIMIT 500
+""", ("platform", "account_id", "who", "what", "received_at", "age_s", "due_in_s", "status", "link"),
+    all_time=("responses", "interactions"), tables=("responses", "interactions"))
+
+ACTIVE_THREADS = _q("active_threads", f"""
+SELECT platform, account_id, root_id, posts, depth, participants, account_posts, first_at, last_at
+FROM threads FINAL
+WHERE {SCOPE} AND $__timeFilter(last_at)
+ORDER BY last_at DESC
+LIMIT 100
+""", ("platform", "account_id", "root_id", "posts", "depth", "participants", "account_posts", "first_at",
+      "last_at"), tables=("threads",))
+
+RESPONSE_TIMES = _q("response_time_distribution", f"""
+SELECT multiIf(s < 300, '< 5 min', s < 900, '5-15 min', s < 3600, '15-60 min', s < 14400, '1-4 h',
+               s < 86400, '4-24 h', '> 1 day') AS first_response, count() AS messages
+FROM (SELECT response_business_s AS s FROM responses FINAL
+      WHERE {SCOPE} AND status = 'answered' AND $__timeFilter(received_at))
+GROUP BY first_response
+ORDER BY min(s)
+""", ("first_response", "messages"), tables=("responses",))
+
+TOP_RETURNING = _q("top_returning", f"""
+SELECT person_handle AS person, platform, account_id, conversations, turns, last_at AS last_talked
+FROM connections FINAL
+WHERE {SCOPE} AND returning
+ORDER BY conversations DESC, turns DESC, person
+LIMIT 20
+""", ("person", "platform", "account_id", "conversations", "turns", "last_talked"),
+    all_time=("connections",), tables=("connections",))
+
+CONVERSATIONS_PER_HOUR = _q("conversations_per_hour", f"""
+SELECT $__timeGroup(started_at, '1h') AS time, platform, count() AS conversations
+FROM conversations FINAL
+WHERE {SCOPE} AND $__timeFilter(started_at)
+GROUP BY time, platform
+ORDER BY time, platform
+""", ("time", "platform", "conversations"), time_series=True, tables=("conversations",))
+
+# --- pipeline health --------------------------------------------------------------------------
+# pipeline_metrics holds one row per worker flush (sum them); minutes are whole, so a bucket is
+# never shorter than a minute when rates are computed.
+_BUCKET_S = "greatest($__interval_s, 60)"
+
+EVENTS_PER_STAGE = _q("events_per_stage", f"""
+SELECT $__timeInterval(minute) AS time, stage, sum(events_in) / {_BUCKET_S} AS events_per_s
+FROM pipeline_metrics
+WHERE $__timeFilter(minute)
+GROUP BY time, stage
+ORDER BY time, stage
+""", ("time", "stage", "events_per_s"), time_series=True, client=False, tables=("pipeline_metrics",))
+
+RECORDS_PER_TOPIC = _q("records_per_topic", f"""
+SELECT $__timeInterval(minute) AS time, topic, sum(records_in) / {_BUCKET_S} AS records_per_s
+FROM pipeline_metrics
+WHERE $__timeFilter(minute) AND records_in > 0
+GROUP BY time, topic
+ORDER BY time, topic
+""", ("time", "topic", "records_per_s"), time_series=True, client=False, tables=("pipeline_metrics",))
+
+# Lag: each worker's latest report per minute, summed over workers and topics, max per bucket.
+CONSUMER_LAG = _q("consumer_lag", """
+SELECT time, stage, max(lag) AS lag
+FROM (SELECT $__timeInterval(minute) AS time, minute, stage, sum(worker_lag) AS lag
+      FROM (SELECT minute, stage, topic, worker, argMax(lag, written_at) AS worker_lag
+            FROM pipeline_metrics
+            WHERE $__timeFilter(minute)
+            GROUP BY minute, stage, topic, worker)
+      GROUP BY time, minute, stage)
+GROUP BY time, stage
+ORDER BY time, stage
+""", ("time", "stage", "lag"), time_series=True, client=False, tables=("pipeline_metrics",))
+
+DLQ_RATE = _q("dlq_rate", f"""
+SELECT $__timeInterval(minute) AS time, sum(dead_lettered) * 60 / {_BUCKET_S} AS dead_letters_per_min
+FROM pipeline_metrics
+WHERE $__timeFilter(minute) AND stage = 'normalize'
+GROUP BY time
+ORDER BY time
+""", ("time", "dead_letters_per_min"), time_series=True, client=False, tables=("pipeline_metrics",))
+
+LATEST_DEAD_LETTERS = _q("latest_dead_letters", f"""
+SELECT archived_at, platform, reason, topic, partition, offset
+FROM dead_letters
+WHERE {PLATFORM} AND $__timeFilter(received_at)
+ORDER BY archived_at DESC
+LIMIT 50
+""", ("archived_at", "platform", "reason", "topic", "partition", "offset"), client=False,
+    tables=("raw_events",))
+
+INGEST_LATENCY = _q("ingest_latency", f"""
+SELECT $__timeInterval(received_at) AS time,
+       quantile(0.5)(dateDiff('millisecond', received_at, archived_at)) / 1000 AS p50_s,
+       quantile(0.99)(dateDiff('millisecond', received_at, archived_at)) / 1000 AS p99_s
+FROM raw_events
+WHERE {PLATFORM} AND $__timeFilter(received_at)
+GROUP BY time
+ORDER BY time
+""", ("time", "p50_s", "p99_s"), time_series=True, client=False, tables=("raw_events",))
+
+# The sweep writes a breach with its processing time as version; for alerts still open that is
+# when the alert reached the store, so version - deadline is how late the sweep was.
+SWEEP_LAG = _q("sweep_lag", f"""
+SELECT $__timeInterval(opened_at) AS time, quantile(0.5)(lag_s) AS p50_s, max(lag_s) AS max_s
+FROM (SELECT opened_at, (toInt64(version) - toUnixTimestamp64Milli(opened_at)) / 1000 AS lag_s
+      FROM alerts FINAL
+      WHERE {CLIENT} AND status = 'breached' AND $__timeFilter(opened_at))
+GROUP BY time
+ORDER BY time
+""", ("time", "p50_s", "max_s"), time_series=True, tables=("alerts",))
+
+# --- alert rules (no dashboard variables: one series per row, strings become labels) ----------
+ALERT_UNANSWERED = _q("alert_unanswered", """
+SELECT client_id, account_id, platform, event_id,
+       substring(replaceRegexpAll(text, '\\\\s+', ' '), 1, 280) AS message,
+       dateDiff('second', due_at, now()) / 60 AS overdue_minutes
+FROM alerts FINAL
+WHERE status = 'breached' AND $__timeFilter(opened_at)
+ORDER BY client_id, due_at
+""", ("client_id", "account_id", "platform", "event_id", "message", "overdue_minutes"), client=False,
+    tables=("alerts",))
+
+ALERT_STALLED = _q("alert_stalled", """
+SELECT if(reports = 0, 0, dateDiff('second', last_ingested, now()) / 60) AS silent_minutes
+FROM (SELECT (SELECT count() FROM pipeline_metrics WHERE $__timeFilter(minute)) AS reports,
+             (SELECT max(ingested_at) FROM interactions WHERE $__timeFilter(created_at)) AS last_ingested)
+""", ("silent_minutes",), client=False, tables=("pipeline_metrics", "interactions"))
+
+ALERT_DLQ = _q("alert_dlq", """
+SELECT sum(dead_lettered) AS dead_letters
+FROM pipeline_metrics
+WHERE stage = 'normalize' AND $__timeFilter(minute)
+""", ("dead_letters",), client=False, tables=("pipeline_metrics",))
+
+PANEL_QUERIES: tuple[Query, ...] = (
+    CONVERSATIONS, RETURNING, RESPONSE_STATS, CLIENTS_TABLE, CONNECTIONS_VS_VANITY, INBOUND_SERIES,
+    UNANSWERED_QUEUE, ACTIVE_THREADS, RESPONSE_TIMES, TOP_RETURNING, CONVERSATIONS_PER_HOUR,
+    EVENTS_PER_STAGE, RECORDS_PER_TOPIC, CONSUMER_LAG, DLQ_RATE, LATEST_DEAD_LETTERS, INGEST_LATENCY, SWEEP_LAG,
+)
+ALERT_QUERIES: tuple[Query, ...] = (ALERT_UNANSWERED, ALERT_STALLED, ALERT_DLQ)
