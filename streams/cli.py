@@ -59,14 +59,16 @@ def _friendly():  # type: ignore[no-untyped-def]
 def up(data_dir: DataDir = None, clients: ClientsOpt = None,
        workers: Annotated[int, typer.Option(min=1, help="Worker processes (one consumer group).")] = 1,
        store_port: Annotated[int, typer.Option(help="Store HTTP port (default: a free one).")] = 0,
-       broker_port: Annotated[int, typer.Option(help="Broker port (default: a free one).")] = 0) -> None:
+       broker_port: Annotated[int, typer.Option(help="Broker port (default: a free one).")] = 0,
+       ingest: Annotated[bool, typer.Option(
+           help="Start the ingest agents the clients file and credentials allow.")] = True) -> None:
     """Run the embedded stack (broker, store, workers) in the foreground; Ctrl-C stops it."""
     from streams.embedded.supervisor import run_up
 
     with _friendly():
         settings = _settings(data_dir, clients)
         raise typer.Exit(run_up(settings, workers, announce=lambda s: err.print(s),
-                                store_port=store_port, broker_port=broker_port))
+                                store_port=store_port, broker_port=broker_port, ingest=ingest))
 
 
 @app.command()
@@ -201,8 +203,10 @@ def bench(data_dir: DataDir = None, clients: ClientsOpt = None,
 
 def _mount_sub_apps() -> None:
     from streams.grafana.cli import grafana_app
+    from streams.ingest.cli import ingest_app
 
     app.add_typer(grafana_app, name="grafana", help="Grafana boards, alert rules and provisioning.")
+    app.add_typer(ingest_app, name="ingest", help="Ingest agents: read a platform, publish raw payloads.")
 
 
 _mount_sub_apps()

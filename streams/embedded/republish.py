@@ -17,7 +17,7 @@ from streams.ingest.publisher import Publisher
 log = logging.getLogger(__name__)
 
 UNPROCESSED_SQL = """
-SELECT r.platform, r.source, toUnixTimestamp64Milli(r.received_at) AS received, r.payload
+SELECT r.platform, r.source, toUnixTimestamp64Milli(r.received_at) AS received, r.payload, r.via_account
 FROM (SELECT * FROM raw_events FINAL WHERE outcome = 'ok' AND expected > 0) AS r
 LEFT JOIN
 (
@@ -38,8 +38,8 @@ def republish_unprocessed(client: Client, publisher: Publisher) -> int:
     """Publish every archived payload whose results are not all stored; return how many."""
     count = 0
     with client.query_rows_stream(UNPROCESSED_SQL, settings={"join_use_nulls": 0}) as rows:
-        for platform, source, received, payload in rows:
-            publisher.add(platform, payload.encode(), source, int(received))
+        for platform, source, received, payload, via_account in rows:
+            publisher.add(platform, payload.encode(), source, int(received), via_account=via_account)
             count += 1
     publisher.flush()
     if count:

@@ -21,6 +21,7 @@ from streams.embedded.children import first_line, spawn, stop
 from streams.embedded.republish import republish_unprocessed
 from streams.embedded.stackfile import StackInfo, clear_stack, read_stack, write_stack
 from streams.errors import ConfigError, StackError
+from streams.ingest.plan import AgentSpec, planned_agents
 from streams.ingest.publisher import Publisher
 from streams.kafka_admin import ensure_topics
 from streams.settings import Settings
@@ -38,10 +39,11 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 class Stack:
     """The embedded stack of one data dir: store child, Tansu child, worker children."""
 
-    def __init__(self, settings: Settings, workers: int = 1, broker_port: int = 0, store_port: int = 0) -> None:
+    def __init__(self, settings: Settings, workers: int = 1, broker_port: int = 0, store_port: int = 0,
+                 ingest: bool = False) -> None:
         if settings.clients is None:
             raise ConfigError("no clients file: pass --clients FILE or set RAPPORT_CLIENTS")
-        load_clients(settings.clients)  # refuse a bad file before starting anything
+        self.clients = load_clients(settings.clients)  # refuse a bad file before starting anything
         self.settings = settings
         self.data_dir = Path(settings.data_dir).resolve()
         self.workers_wanted = workers
@@ -49,6 +51,11 @@ class Stack:
         self.store_port = store_port
         self.store_proc: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
+        # Ingest agents: off for demo, replay --drain, bench and tests (they bring their own
+        # traffic); `rapport up` turns them on.
+        self.ingest = ingest
+        self.agents: dict[str, tuple[AgentSpec, subprocess.Popen[bytes]]] = {}
+        self.agent_notes: list[str] = []
         self.store_url = ""
         self.republished = 0
 
@@ -71,6 +78,8 @@ class Stack:
             self._republish()
             for i in range(self.workers_wanted):
                 self.workers.append(self._spawn_worker(i))
+            if self.ingest:
+                self._start_agents()
             write_stack(self.data_dir, StackInfo(self.broker.url, self.store_url, os.getpid()))
         except BaseException:
             self.stop()
@@ -107,6 +116,14 @@ class Stack:
         env["RAPPORT_CLIENTS"] = str(Path(self.settings.clients).resolve())
         return env
 
+    def _start_agents(self) -> None:
+        specs, self.agent_notes = planned_agents(self.settings, self.clients)
+        for spec in specs:
+            self.agents[spec.name] = (spec, self._spawn_agent(spec))
+
+    def _spawn_agent(self, spec: AgentSpec) -> subprocess.Popen[bytes]:
+        return spawn(spec.argv, self.data_dir / "logs" / f"ingest-{spec.name}.log", env=self._env())
+
     def add_worker(self) -> None:
         """Start one more worker process (it joins the same consumer group)."""
         self.workers.append(self._spawn_worker(len(self.workers)))
@@ -124,6 +141,16 @@ class Stack:
             if proc.poll() is not None:
                 log.warning("worker %d exited with %s; restarting it", i, proc.returncode)
                 self.workers[i] = self._spawn_worker(i)
+        for name, (spec, proc) in list(self.agents.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            if code == 2:  # missing configuration: restarting would only loop
+                log.error("ingest agent %s stopped: its configuration is incomplete (see its log)", name)
+                del self.agents[name]
+                continue
+            log.warning("ingest agent %s exited with %s; restarting it", name, code)
+            self.agents[name] = (spec, self._spawn_agent(spec))
 
     def alive(self) -> bool:
         try:
@@ -133,6 +160,9 @@ class Stack:
         return True
 
     def stop(self) -> None:
+        for _, proc in self.agents.values():
+            stop(proc)
+        self.agents = {}
         for proc in self.workers:
             if proc.poll() is None:
                 proc.terminate()
@@ -155,15 +185,19 @@ class Stack:
 
 
 def run_up(settings: Settings, workers: int, announce: object = print, store_port: int = 0,
-           broker_port: int = 0) -> int:
+           broker_port: int = 0, ingest: bool = True) -> int:
     """Foreground supervisor loop of `rapport up`; Ctrl-C or SIGTERM stops everything cleanly."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    stack = Stack(settings, workers=workers, store_port=store_port, broker_port=broker_port)
+    stack = Stack(settings, workers=workers, store_port=store_port, broker_port=broker_port, ingest=ingest)
     stack.start()
     say = announce if callable(announce) else print
     say(f"store   {stack.store_url}  (data: {stack.data_dir / 'store'})")
     say(f"broker  {stack.broker_url}  (topics prefix {settings.topic_prefix}.)")
     say(f"workers {workers}  (logs: {stack.data_dir / 'logs'})")
+    for note in stack.agent_notes:
+        say(f"ingest  {note}")
+    for name in stack.agents:
+        say(f"ingest  {name} agent running (status: {stack.data_dir / 'agents' / (name + '.json')})")
     if stack.republished:
         say(f"re-published {stack.republished} archived payloads not yet processed")
     try:

@@ -74,12 +74,15 @@ class AccountIndex:
     """Tracked accounts of the clients file, indexed for attribution per platform.
 
     Built once per clients file; lookups are case-insensitive on handles because Reddit
-    names and handles are.
+    names and handles are. Do not change an index once it is in use: the fast path caches
+    per-platform tables derived from it (:func:`streams.normalize.fast.core.tables_for`).
     """
 
     by_id: dict[tuple[str, str], list[AccountRef]] = field(default_factory=_ref_lists)
     by_handle: dict[tuple[str, str], list[AccountRef]] = field(default_factory=_ref_lists)
     by_listen: dict[tuple[str, str], list[AccountRef]] = field(default_factory=_ref_lists)
+    # platform -> fast.core.Tables, filled on first use (typed Any: core imports this module).
+    fast_tables: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def build(cls, clients: ClientsFile) -> AccountIndex:
@@ -132,4 +135,10 @@ def raw_key_of(payload: Any) -> str:
     Offsets restart with the embedded broker, so the archive cannot be keyed by offset;
     the same payload delivered twice maps to one archive row.
     """
-    return hashlib.blake2b(orjson.dumps(payload), digest_size=16).hexdigest()
+    return raw_key_of_json(orjson.dumps(payload))
+
+
+def raw_key_of_json(data: bytes) -> str:
+    """:func:`raw_key_of` for a payload already serialised with ``orjson.dumps``: the
+    archive needs those bytes anyway, so a batch serialises each payload once."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()

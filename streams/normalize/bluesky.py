@@ -5,6 +5,9 @@ Jetstream re-publishes repository commits as JSON. The event time is the relay's
 ``client_created_at``). Every reference (event, parent, root, subject, quote) is an AT-URI
 ``at://<did>/<collection>/<rkey>``, so a parent's author is the DID inside its URI: that
 is how a reply, like or repost names the account it concerns without any lookup.
+
+Its fast path, :mod:`streams.normalize.fast.bluesky`, must give exactly the same outcome: a change
+here needs its twin there (tests/unit/normalize/test_fast_path.py compares the two).
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ concerns that Page whoever wrote it. Verbs: ``add`` is a new interaction, ``edit
 edit and ``remove`` a delete (changes, never overwrites). A reaction has no id of its own:
 it is ``like:<actor>:<target>`` whatever its type (love, haha, ...), so removing it names
 the same row.
+
+Its fast path, :mod:`streams.normalize.fast.webhooks`, must give exactly the same outcome: a change
+here needs its twin there (tests/unit/normalize/test_fast_path.py compares the two).
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ place where the webhook, not the payload body, names the parent's author. Its th
 is the media id. Comment payloads carry no time: the delivery's ``entry.time`` is used.
 A ``mentions`` change names only the media and comment ids: its author and text are
 unknown without a Graph API lookup, which a pure normalizer does not make.
+
+Its fast path, :mod:`streams.normalize.fast.webhooks`, must give exactly the same outcome: a change
+here needs its twin there (tests/unit/normalize/test_fast_path.py compares the two).
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ string (``delete``: the bare status id); readers that decode it first hand us an
 so both are accepted. Mastodon statuses do not name their thread root, so ``root_id`` is
 the status itself for a top-level status and unknown (``None``) for a reply: detection
 climbs the ``in_reply_to_id`` chain.
+
+Its fast path, :mod:`streams.normalize.fast.mastodon`, must give exactly the same outcome: a change
+here needs its twin there (tests/unit/normalize/test_fast_path.py compares the two).
 """
 
 from __future__ import annotations

@@ -5,20 +5,31 @@ because faust handles ~4.5 k *records*/s whatever the work per record: throughpu
 events comes from many events per record. Output is grouped one envelope per account key,
 so the interactions topic also carries many events per record. A bad payload inside an
 array costs one dead letter, not the array. No faust, no Kafka, no ClickHouse here.
+
+This is the worker's hot loop, so it is written for speed: each payload is serialised
+once (archive text and raw key), a platform's fast normalizer writes rows directly (the
+checked normalizer runs only when it gives up, see :mod:`streams.normalize.fast`), and the
+cyclic garbage collector is held off for the batch.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import orjson
 
 from streams.interaction import Change, Interaction
-from streams.normalize.base import AccountIndex, Arrival, DeadLetter, Normalized, Skipped, raw_key_of
-from streams.normalize.registry import normalize
+from streams.normalize.base import AccountIndex, Arrival, DeadLetter, Normalized, Skipped, raw_key_of_json
+from streams.normalize.fast import FAST
+from streams.normalize.fast.core import Context, Row, attempt, tables_for
+from streams.normalize.registry import normalize_checked
 
 HEADER_SOURCE = "source"
 HEADER_RECEIVED_AT = "received_at"
@@ -58,17 +69,21 @@ class NormalizedBatch:
 
 ARCHIVE_COLUMNS: tuple[str, ...] = (
     "platform", "raw_key", "payload", "source", "received_at", "archived_at", "topic",
-    "partition", "offset", "outcome", "reason", "expected",
+    "partition", "offset", "outcome", "reason", "expected", "via_account",
 )
+
+
+_INTERACTION_FIELDS = attrgetter(*Interaction.__slots__)  # type: ignore[attr-defined]
+_CHANGE_FIELDS = attrgetter(*Change.__slots__)  # type: ignore[attr-defined]
 
 
 def interaction_row(i: Interaction) -> list[Any]:
     """The interaction as a list in column order (times stay epoch ms)."""
-    return [getattr(i, name) for name in i.__slots__]  # type: ignore[attr-defined]
+    return list(_INTERACTION_FIELDS(i))
 
 
 def change_row(c: Change) -> list[Any]:
-    return [getattr(c, name) for name in c.__slots__]  # type: ignore[attr-defined]
+    return list(_CHANGE_FIELDS(c))
 
 
 def _split(value: bytes) -> tuple[list[Any] | None, str | None]:
@@ -80,64 +95,118 @@ def _split(value: bytes) -> tuple[list[Any] | None, str | None]:
     return (decoded if isinstance(decoded, list) else [decoded]), None
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector off for one batch.
+
+    A batch allocates hundreds of thousands of containers (decoded payloads, rows, archive
+    rows); none forms a cycle, so reference counting frees each as soon as it is dropped and
+    a collection run meanwhile frees nothing. Yet the rows outlive their payload, so the
+    allocation counts keep triggering collections, and the full ones walk the worker's
+    whole heap: on bench/normalize_speed.py they took a third of the batch's time. Bounded
+    to one batch (so nothing is held off for long) and restored even on error; left alone
+    if already off. Collection resumes with the first allocation after the batch.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def normalize_records(records: list[RawRecord], index: AccountIndex, now_ms: int) -> NormalizedBatch:
     """Normalize every payload of ``records``; never raises for bad input."""
     out = NormalizedBatch()
-    for rec in records:
-        source = rec.headers.get(HEADER_SOURCE) or "stream"
-        try:
-            received_at = int(rec.headers.get(HEADER_RECEIVED_AT) or rec.received_at_fallback)
-        except ValueError:
-            received_at = rec.received_at_fallback
-        via_account = rec.headers.get("via_account") or None
-        payloads, error = _split(rec.value)
-        if payloads is None:
-            out.payloads += 1
-            text = rec.value.decode("utf-8", errors="replace")
-            reason = error or "undecodable"
-            out.dead_letters.append(_dead(rec, text, reason, received_at))
-            raw_key = hashlib.blake2b(rec.value, digest_size=16).hexdigest()
-            out.archive_rows.append([
-                rec.platform, raw_key, text, source, received_at, now_ms, rec.topic,
-                rec.partition, rec.offset, "dead", reason, 0,
-            ])
-            continue
-        for payload in payloads:
-            out.payloads += 1
-            text = orjson.dumps(payload).decode()
-            raw_key = raw_key_of(payload)
-            arrival = Arrival(rec.platform, source, received_at, raw_key, via_account)
-            outcome = normalize(rec.platform, payload, arrival, index)
-            expected = 0
-            reason = ""
-            if isinstance(outcome, Normalized):
-                kind = "ok"
-                for inter in outcome.interactions:
-                    _envelope(out, inter.key)["i"].append(interaction_row(inter))
-                for change in outcome.changes:
-                    key = change.key if change.client_id else UNATTRIBUTED_KEY + change.platform
-                    _envelope(out, key)["c"].append(change_row(change))
-                expected = len(outcome.interactions) + len(outcome.changes)
-                out.events_out += expected
-            elif isinstance(outcome, Skipped):
-                kind, reason = "skipped", outcome.reason
-                out.skipped += 1
-                out.skip_reasons[outcome.reason] += 1
-            else:
-                assert isinstance(outcome, DeadLetter)
-                kind, reason = "dead", outcome.reason
-                out.dead_letters.append(_dead(rec, text, outcome.reason, received_at))
-            out.archive_rows.append([
-                rec.platform, raw_key, text, source, received_at, now_ms, rec.topic,
-                rec.partition, rec.offset, kind, reason, expected,
-            ])
+    with _gc_paused():
+        for rec in records:
+            _normalize_record(rec, index, now_ms, out)
     return out
 
 
-def _envelope(out: NormalizedBatch, key: str) -> dict[str, list[list[Any]]]:
-    env = out.envelopes.get(key)
-    if env is None:
-        env = out.envelopes[key] = {"i": [], "c": []}
+def _normalize_record(rec: RawRecord, index: AccountIndex, now_ms: int, out: NormalizedBatch) -> None:
+    source = rec.headers.get(HEADER_SOURCE) or "stream"
+    try:
+        received_at = int(rec.headers.get(HEADER_RECEIVED_AT) or rec.received_at_fallback)
+    except ValueError:
+        received_at = rec.received_at_fallback
+    via_account = rec.headers.get("via_account") or None
+    payloads, error = _split(rec.value)
+    if payloads is None:
+        out.payloads += 1
+        text = rec.value.decode("utf-8", errors="replace")
+        reason = error or "undecodable"
+        out.dead_letters.append(_dead(rec, text, reason, received_at))
+        raw_key = hashlib.blake2b(rec.value, digest_size=16).hexdigest()
+        out.archive_rows.append([
+            rec.platform, raw_key, text, source, received_at, now_ms, rec.topic,
+            rec.partition, rec.offset, "dead", reason, 0, via_account or "",
+        ])
+        return
+    platform, topic, partition, offset = rec.platform, rec.topic, rec.partition, rec.offset
+    fast = FAST.get(platform)
+    # Built once per record: its payloads share platform and arrival.
+    ctx = Context(tables_for(index, platform), source, received_at, via_account) if fast else None
+    envelopes = out.envelopes
+    archive = out.archive_rows.append
+    out.payloads += len(payloads)
+    for payload in payloads:
+        data = orjson.dumps(payload)  # once: the archive keeps the text, the key hashes it
+        text = data.decode()
+        raw_key = raw_key_of_json(data)
+        rows = attempt(fast, payload, ctx, raw_key) if fast is not None and ctx is not None else None
+        if rows is not None:
+            interactions, changes = rows.interactions, rows.changes
+            skip_reason = None if interactions or changes else rows.skip_reason()
+        else:
+            arrival = Arrival(platform, source, received_at, raw_key, via_account)
+            outcome = normalize_checked(platform, payload, arrival, index)
+            if isinstance(outcome, DeadLetter):
+                out.dead_letters.append(_dead(rec, text, outcome.reason, received_at))
+                archive([
+                    platform, raw_key, text, source, received_at, now_ms, topic, partition, offset,
+                    "dead", outcome.reason, 0, via_account or "",
+                ])
+                continue
+            interactions, changes, skip_reason = _rows_of(outcome)
+        if skip_reason is not None:
+            out.skipped += 1
+            out.skip_reasons[skip_reason] += 1
+            archive([
+                platform, raw_key, text, source, received_at, now_ms, topic, partition, offset,
+                "skipped", skip_reason, 0, via_account or "",
+            ])
+            continue
+        # Rows are in column order: client_id, account_id first; a change's are 6 and 7.
+        for row in interactions:
+            key = f"{row[0]}:{row[1]}"
+            env = envelopes.get(key) or _envelope(envelopes, key)
+            env["i"].append(row)
+        for row in changes:
+            key = f"{row[6]}:{row[7]}" if row[6] else UNATTRIBUTED_KEY + row[0]
+            env = envelopes.get(key) or _envelope(envelopes, key)
+            env["c"].append(row)
+        expected = len(interactions) + len(changes)
+        out.events_out += expected
+        archive([
+            platform, raw_key, text, source, received_at, now_ms, topic, partition, offset,
+            "ok", "", expected, via_account or "",
+        ])
+
+
+def _rows_of(outcome: Normalized | Skipped) -> tuple[list[Row], list[Row], str | None]:
+    """A checked outcome as (interaction rows, change rows, skip reason or None)."""
+    if isinstance(outcome, Skipped):
+        return [], [], outcome.reason
+    return [interaction_row(i) for i in outcome.interactions], [change_row(c) for c in outcome.changes], None
+
+
+def _envelope(envelopes: dict[str, dict[str, list[list[Any]]]], key: str) -> dict[str, list[list[Any]]]:
+    """A new, empty envelope for ``key`` (first row of that account in the batch)."""
+    env: dict[str, list[list[Any]]] = {"i": [], "c": []}
+    envelopes[key] = env
     return env
 
 

@@ -5,6 +5,9 @@ lower-cased (the original spelling stays in ``author_handle``). A comment's payl
 names its parent's author, except when the parent encloses it in the same payload (a
 comment's nested ``replies`` listing): then the enclosing author is used. Otherwise a
 comment reaches an account through its inbox, a listened subreddit or a mention.
+
+Its fast path, :mod:`streams.normalize.fast.reddit`, must give exactly the same outcome: a change
+here needs its twin there (tests/unit/normalize/test_fast_path.py compares the two).
 """
 
 from __future__ import annotations

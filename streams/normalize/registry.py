@@ -6,6 +6,10 @@ guarantees the contract the agents rely on: for *any* JSON value it returns one 
 signals malformed input with :class:`BadPayload` (whose text names the field); anything
 else that escapes from parsing untrusted data is a dead letter too, with the exception
 type in the reason so that a parser bug is still visible in the DLQ.
+
+Each payload first meets its platform's fast path (:mod:`streams.normalize.fast`), which
+handles the payload shapes it expects and gives up on anything else; the checked
+normalizer then decides, so its outcome and reasons are the reference.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import Any
 from streams.normalize.base import AccountIndex, Arrival, BadPayload, DeadLetter, Outcome
 from streams.normalize.bluesky import normalize_bluesky
 from streams.normalize.facebook import normalize_facebook
+from streams.normalize.fast import FAST
+from streams.normalize.fast.core import Context, attempt, tables_for
 from streams.normalize.instagram import normalize_instagram
 from streams.normalize.mastodon import normalize_mastodon
 from streams.normalize.reddit import normalize_reddit
@@ -41,6 +47,17 @@ _PARSE_ERRORS = (
 
 def normalize(platform: str, payload: Any, arrival: Arrival, index: AccountIndex) -> Outcome:
     """Normalize one payload of ``platform``; never raises for any JSON value."""
+    fast = FAST.get(platform)
+    if fast is not None:
+        ctx = Context(tables_for(index, platform), arrival.source, arrival.received_at, arrival.via_account)
+        rows = attempt(fast, payload, ctx, arrival.raw_key)
+        if rows is not None:
+            return rows.outcome()
+    return normalize_checked(platform, payload, arrival, index)
+
+
+def normalize_checked(platform: str, payload: Any, arrival: Arrival, index: AccountIndex) -> Outcome:
+    """The checked path alone: what :func:`normalize` gives, at the checked path's speed."""
     normalizer = NORMALIZERS.get(platform)
     if normalizer is None:
         return DeadLetter(f"unknown platform {platform!r}")

@@ -4,6 +4,9 @@ Both deliver ``{"object", "entry": [{"id", "time", "changes" | "messaging"}]}`` 
 entry ``id`` is the Page or Instagram account the subscription belongs to, so every event
 in an entry concerns that account. ``entry.time`` is the delivery time, in seconds for
 Facebook and, in some Instagram deliveries, milliseconds: it is told apart by size.
+
+Its fast path, :mod:`streams.normalize.fast.webhooks`, must give exactly the same outcome: a change
+here needs its twin there (tests/unit/normalize/test_fast_path.py compares the two).
 """
 
 from __future__ import annotations

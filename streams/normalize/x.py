@@ -6,6 +6,9 @@ parent's author is ``in_reply_to_user_id``. An edited post arrives as a new post
 ``edit_history_tweet_ids`` starts with the original id: that is a change of the original,
 never a new interaction. Search rules that matched (``matching_rules``) or the arrival's
 ``listen:<rule>`` say which listened sources delivered the post.
+
+Its fast path, :mod:`streams.normalize.fast.x`, must give exactly the same outcome: a change
+here needs its twin there (tests/unit/normalize/test_fast_path.py compares the two).
 """
 
 from __future__ import annotations

@@ -66,8 +66,8 @@ def test_bad_clients_file_is_one_clear_line(tmp_path: Path) -> None:
 
 def _start_up(data: Path, log: Path) -> subprocess.Popen[bytes]:
     out = open(log, "ab")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "up", "--data-dir", str(data), "--clients",
-                             str(CLIENTS)], stdout=out, stderr=out, cwd=REPO, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "up", "--no-ingest", "--data-dir", str(data),
+                             "--clients", str(CLIENTS)], stdout=out, stderr=out, cwd=REPO, start_new_session=True)
     deadline = time.monotonic() + 90
     while read_stack(data) is None:
         assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]

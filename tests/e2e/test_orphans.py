@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from streams.embedded.children import first_line
+from streams.embedded.ports import free_port
 from streams.embedded.stackfile import read_stack
 from tests.support.stack import REPO
 
@@ -71,16 +72,26 @@ def test_broker_child_dies_with_sigkilled_parent(tmp_path: Path) -> None:
 
 
 def test_up_children_die_when_up_is_sigkilled(tmp_path: Path) -> None:
+    """`rapport up` also starts the ingest agents the clients file and credentials allow.
+
+    Jetstream needs no credential, so the Bluesky agent starts: it is pointed at a dead
+    loopback port (no traffic leaves the machine); the others lack credentials and say so.
+    """
     data = tmp_path / "data"
     log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAPPORT_")}
+    env["RAPPORT_BLUESKY_JETSTREAM_URL"] = f"ws://127.0.0.1:{free_port()}/subscribe"
     proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "up", "--data-dir", str(data), "--clients",
-                             str(REPO / "clients.example.toml")], stdout=log, stderr=log, cwd=REPO)
+                             str(REPO / "clients.example.toml")], stdout=log, stderr=log, cwd=REPO, env=env)
     deadline = time.monotonic() + 90
     while read_stack(data) is None:
         assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "up.log").read_text()
         time.sleep(0.2)
     kids = _descendants(proc.pid)
-    assert len(kids) >= 3  # store, broker, worker
+    assert len(kids) >= 4  # store, broker, worker, the bluesky agent
+    text = (tmp_path / "up.log").read_text()
+    assert "bluesky agent running" in text
+    assert "RAPPORT_X_BEARER_TOKEN is not set" in text
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert _wait_gone(kids) == set()

@@ -10,6 +10,8 @@ from streams.store.migrations import load_migrations
 
 
 def _ddl_columns(table: str) -> list[tuple[str, str]]:
+    """The table's columns after every migration: CREATE TABLE, then ALTER ... ADD COLUMN."""
+    cols: list[tuple[str, str]] | None = None
     for mig in load_migrations():
         for stmt in mig.statements():
             m = re.match(rf"CREATE TABLE IF NOT EXISTS {table}\s*\((.*)\)\s*ENGINE", stmt, re.S)
@@ -19,8 +21,12 @@ def _ddl_columns(table: str) -> list[tuple[str, str]]:
                     line = line.strip().rstrip(",")
                     name, ctype = line.split(" ", 1)
                     cols.append((name, ctype))
-                return cols
-    raise AssertionError(f"no CREATE TABLE for {table}")
+            m = re.match(rf"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS (\w+) (.+?)(?: DEFAULT .*)?$", stmt, re.S)
+            if m and cols is not None:
+                cols.append((m.group(1), m.group(2).strip()))
+    if cols is None:
+        raise AssertionError(f"no CREATE TABLE for {table}")
+    return cols
 
 
 def test_interaction_record_matches_schema_and_ddl() -> None:
