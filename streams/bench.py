@@ -3,29 +3,46 @@
 On one fresh temporary stack:
 (a) ``raw_consume_per_s``: the physical limit, a plain aiokafka consumer reading the very
     same raw records and decoding them with orjson;
-(b) ``pipeline_per_s``: events through normalizer + sink into the store (publish start to
-    everything stored, as `--drain` sees it);
-(c) ``latency_p50_ms``/``latency_p99_ms``: ingest -> queryable at a steady live rate.
+(b) ``pipeline_per_s``: events through the full path (normalize -> archive -> interactions
+    -> threads, conversations, responses and SLA sweep -> detection tables, rollups and
+    output topics), timed from the first archived payload to everything committed, as
+    `--drain` sees it (offsets are committed only after detection wrote its results);
+(c) ``latency_p50_ms``/``latency_p99_ms``: ingest -> queryable at a steady live rate;
+(d) ``alert_lag_p50_ms``/``alert_lag_p99_ms``: live, how long after its deadline a breach
+    alert is visible in the store. A client with a one-minute SLA and no closed hours is
+    added to the clients file; mentions of its account backdated by 47-57 s fall due 3-13 s
+    into the phase, with no event after them: the deadline timer alone opens the alerts
+    (store polled every 20 ms);
+(e) ``bytes_per_thread``: memory an :class:`AccountState` keeps per thread, measured with
+    tracemalloc over the states built from the simulated traffic of (b).
 The last line printed is one JSON object with the figures.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import tempfile
 import time
+import tracemalloc
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 from rich.console import Console
 
 from streams.clients import PLATFORMS, load_clients
+from streams.detect.account_state import AccountState
+from streams.detect.business_time import BusinessCalendar
+from streams.detect_io.engine import Batch
 from streams.drain import wait_drained
 from streams.embedded.supervisor import Stack
 from streams.ingest.publisher import Publisher
-from streams.ingest.simulate import Simulator
+from streams.ingest.simulate import SimEvent, Simulator
 from streams.kafka_admin import bootstrap_of
+from streams.normalize.base import AccountIndex
+from streams.normalize.records import RawRecord, normalize_records
 from streams.settings import Settings
 from streams.store.client import connect
 from streams.topics import INTERACTIONS, raw_topic
@@ -36,10 +53,30 @@ DEFAULT_CLIENTS = Path(__file__).resolve().parent.parent / "clients.example.toml
 Payload = tuple[str, bytes, str, str]  # platform, body, source, via account
 
 
-def _payloads(settings: Settings, n: int, seed: int) -> list[Payload]:
+SLA_CLIENT = "bench_sla"
+SLA_ACCOUNT = "990000001"  # an X account id
+
+
+def _bench_clients(settings: Settings, tmp: Path) -> Path:
+    """The clients file plus a client with a one-minute SLA and no closed hours."""
+    text = Path(settings.clients or DEFAULT_CLIENTS).read_text(encoding="utf-8")
+    text += (f'\n[[clients]]\nid = "{SLA_CLIENT}"\nsla_minutes = 1\n'
+             f'[[clients.accounts]]\nplatform = "x"\naccount_id = "{SLA_ACCOUNT}"\nhandle = "benchsla"\n')
+    path = tmp / "clients.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _events(settings: Settings, n: int, seed: int) -> list[SimEvent]:
+    """``n`` simulated events spread over the last day (history, ending now)."""
     clients = load_clients(settings.clients or DEFAULT_CLIENTS)
-    sim = Simulator(clients, seed=seed, start_ms=int(time.time() * 1000) - 86_400_000)
-    return [(e.platform, orjson.dumps(e.payload), e.source, e.via_account or "") for e in sim.events(n)]
+    gap = max(1, 86_400_000 // max(1, n))
+    sim = Simulator(clients, seed=seed, start_ms=int(time.time() * 1000) - 86_400_000, mean_gap_ms=gap)
+    return list(sim.events(n))
+
+
+def _payloads(events: list[SimEvent]) -> list[Payload]:
+    return [(e.platform, orjson.dumps(e.payload), e.source, e.via_account or "") for e in events]
 
 
 async def _raw_consume(url: str, topics: list[str], expected_records: int) -> tuple[int, float]:
@@ -107,14 +144,90 @@ def _latency(settings: Settings, stack: Stack, payloads: list[Payload], rate: fl
     return latencies
 
 
+def _x_mention(post_id: int, author: str, at_ms: int) -> bytes:
+    iso = datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return orjson.dumps({"data": {
+        "id": str(post_id), "text": "@benchsla are you there?", "author_id": author, "created_at": iso,
+        "conversation_id": str(post_id),
+        "entities": {"mentions": [{"start": 0, "end": 9, "username": "benchsla", "id": SLA_ACCOUNT}]}},
+        "includes": {"users": [{"id": author, "username": f"u{author}"}]}})
+
+
+def _alert_lag(settings: Settings, stack: Stack, n: int = 200) -> list[float]:
+    """Publish ``n`` mentions falling due 3-13 s from now; ms from each deadline to its alert."""
+    client = connect(stack.store_url, settings)
+    pub = Publisher(settings, stack.broker_url)
+    now = int(time.time() * 1000)
+    base = 1_990_000_000_000_000_000 + now  # ids unique per run
+    due: dict[str, int] = {}
+    for i in range(n):
+        at = now - 57_000 + i * 10_000 // n
+        due[str(base + i)] = at + 60_000
+        pub.add("x", _x_mention(base + i, str(880_000 + i), at), "stream")
+    pub.close()
+    seen: dict[str, float] = {}
+    deadline = time.monotonic() + 40
+    try:
+        while len(seen) < n and time.monotonic() < deadline:
+            rows = client.query("SELECT event_id FROM alerts WHERE client_id = {c:String} AND event_id >= {lo:String}",
+                                parameters={"c": SLA_CLIENT, "lo": str(base)}).result_rows
+            t = time.time() * 1000
+            for (event_id,) in rows:
+                if event_id in due:
+                    seen.setdefault(event_id, t)
+            time.sleep(0.02)
+    finally:
+        client.close()
+    return [seen[e] - due[e] for e in seen if e in due]
+
+
+def bytes_per_thread(settings: Settings, events: list[SimEvent]) -> float:
+    """Bytes of Python memory per thread held by the AccountStates of ``events``."""
+    clients = load_clients(settings.clients or DEFAULT_CLIENTS)
+    index = AccountIndex.build(clients)
+    records = [RawRecord("bench", 0, i, e.platform, orjson.dumps(e.payload),
+                         {"source": e.source, "received_at": str(e.event_ms), "via_account": e.via_account or ""},
+                         e.event_ms) for i, e in enumerate(events)]
+    batch = Batch.of(normalize_records(records, index, 0).envelopes.values())
+    tracked = {f"{c.id}:{a.account_id}": c for c, a in clients.accounts()}
+    inputs = [(tracked[k], k.split(":", 1)[1], msgs, changes) for k, (msgs, changes) in batch.by_key.items()
+              if k in tracked]
+    calendars = {c.id: BusinessCalendar.from_client(c) for c in clients.clients}
+    for c in clients.clients:  # warm the calendars' day caches outside the measurement
+        calendars[c.id].add_business(int(time.time() * 1000), c.sla_minutes)
+    del records, batch
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    states = []
+    for client, account_id, msgs, changes in inputs:
+        state = AccountState(client, account_id, calendars[client.id])
+        state.apply(msgs, changes)
+        state.sweep(max((m.created_at for m in msgs), default=0))
+        states.append(state)
+    gc.collect()
+    used = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    threads = sum(len(s.book) for s in states)
+    return used / threads if threads else 0.0
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return -1.0
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(len(values) * q))], 1)
+
+
 def run_bench(settings: Settings, events: int, console: Console) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="rapport-bench-") as tmp:
         bench_settings = settings.model_copy(update={
-            "data_dir": Path(tmp), "clients": settings.clients or DEFAULT_CLIENTS,
+            "data_dir": Path(tmp), "clients": _bench_clients(settings, Path(tmp)),
             "broker_url": None, "store_url": None})
         console.print(f"generating {events:,} simulated payloads ...")
-        payloads = _payloads(bench_settings, events, seed=7)
-        live_payloads = _payloads(bench_settings, 30_000, seed=8)
+        sim_events = _events(bench_settings, events, seed=7)
+        payloads = _payloads(sim_events)
+        live_payloads = _payloads(_events(bench_settings, 30_000, seed=8))
         with Stack(bench_settings, workers=0) as stack:
             raw_topics = [bench_settings.topic(raw_topic(p)) for p in PLATFORMS]
             stages = [raw_topics, [bench_settings.topic(INTERACTIONS)]]
@@ -125,7 +238,7 @@ def run_bench(settings: Settings, events: int, console: Console) -> dict[str, fl
             pub.close()
             console.print("(a) raw consume: plain aiokafka + orjson over the raw records ...")
             raw_events, raw_s = asyncio.run(_raw_consume(stack.broker_url, raw_topics, pub.records))
-            console.print("(b) pipeline: a worker normalizes, archives and stores them ...")
+            console.print("(b) pipeline: a worker normalizes, archives, stores and detects over them ...")
             stack.add_worker()
             wait_drained(stack.broker_url, bench_settings.app_id, stages, timeout_s=3600, alive=stack.alive)
             done_ms = time.time() * 1000
@@ -135,6 +248,10 @@ def run_bench(settings: Settings, events: int, console: Console) -> dict[str, fl
             pipeline_s = max(0.001, (done_ms - int(first_ms)) / 1000)
             console.print("(c) latency at a steady live rate of 1,000 events/s for 15 s ...")
             lat = _latency(bench_settings, stack, live_payloads, rate=1000.0, seconds=15.0)
+            console.print("(d) alert lag: 200 mentions fall due 3-13 s from now, no event after them ...")
+            lags = _alert_lag(bench_settings, stack)
+        console.print("(e) memory: tracemalloc over the account states of the simulated traffic ...")
+        per_thread = bytes_per_thread(bench_settings, sim_events[:100_000])
     lat.sort()
     result = {
         "events": events,
@@ -142,6 +259,10 @@ def run_bench(settings: Settings, events: int, console: Console) -> dict[str, fl
         "pipeline_per_s": round(events / pipeline_s, 1),
         "latency_p50_ms": round(statistics.median(lat), 1) if lat else -1.0,
         "latency_p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1) if lat else -1.0,
+        "alert_lag_p50_ms": _quantile(lags, 0.5),
+        "alert_lag_p99_ms": _quantile(lags, 0.99),
+        "alerts_measured": len(lags),
+        "bytes_per_thread": round(per_thread, 1),
     }
     raw = result["raw_consume_per_s"]
     result["ratio"] = round(result["pipeline_per_s"] / raw, 3) if raw else 0.0

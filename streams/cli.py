@@ -204,7 +204,9 @@ def bench(data_dir: DataDir = None, clients: ClientsOpt = None,
 def _mount_sub_apps() -> None:
     from streams.grafana.cli import grafana_app
     from streams.ingest.cli import ingest_app
+    from streams.report import register_report
 
+    register_report(app)
     app.add_typer(grafana_app, name="grafana", help="Grafana boards, alert rules and provisioning.")
     app.add_typer(ingest_app, name="ingest", help="Ingest agents: read a platform, publish raw payloads.")
 

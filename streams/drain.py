@@ -2,8 +2,12 @@
 
 "Processed" is read from the broker: the consumer group's committed offsets reach the
 high watermark of every partition of the raw topics, then of ``interactions``. Offsets are
-committed only after results are durably written, so that means the store has them. High
-watermarks come from Fetch responses, never from ListOffsets, which Tansu answers wrongly.
+committed only after results are durably written, so that means the store has them, and
+that includes detection: the sink acks a batch of ``interactions`` only after the detection
+rows, the rollups and the event-time sweep of that batch are written (streams/agents/
+sink.py), so a drained replay of history has its deadlines closed up to the last event
+time. High watermarks come from Fetch responses, never from ListOffsets, which Tansu
+answers wrongly.
 """
 
 from __future__ import annotations

@@ -1,5 +1,10 @@
 """`rapport worker`: one faust worker process running every agent.
 
+Agents: ``normalize_payloads`` (raw topics -> archive + interactions) and
+``store_interactions`` (interactions -> store -> detection -> detection tables and output
+topics); timers: ``sweep_deadlines`` (live SLA deadlines, loading owned accounts, eviction)
+and ``flush_pipeline_metrics``.
+
 Workers of one app id form one consumer group, so scaling out is starting more of them
 (embedded: ``rapport up --workers N``; compose: ``--scale worker=N``).
 """
@@ -28,8 +33,8 @@ def run_worker(settings: Settings, clients: ClientsFile, broker_url: str, store_
     import faust
     from faust.types import TP
 
+    from streams.agents import detect, normalize, sink
     from streams.agents import metrics as metrics_mod
-    from streams.agents import normalize, sink
     from streams.agents.context import WorkerContext, durably
     from streams.app import create_app
     from streams.store.writer import TableWriter
@@ -41,7 +46,7 @@ def run_worker(settings: Settings, clients: ClientsFile, broker_url: str, store_
     app = create_app(settings, broker_url)
     ctx = WorkerContext(settings, clients, store_url, worker_id)
     normalize.register(app, ctx)
-    sink.register(app, ctx)
+    sink.register(app, ctx, detect.register(app, ctx))
     metrics_writer = TableWriter(ctx.store(), "pipeline_metrics", metrics_mod.COLUMNS,
                                  ("minute", "written_at"), None, 10_000)
 

@@ -16,6 +16,7 @@ import faust
 import orjson
 
 from streams.agents.context import WorkerContext, durably, now_ms
+from streams.agents.envelopes import split_rows
 from streams.clients import PLATFORMS
 from streams.normalize.records import ARCHIVE_COLUMNS, RawRecord, normalize_records
 from streams.store.writer import TableWriter
@@ -23,6 +24,7 @@ from streams.topics import DLQ, INTERACTIONS, raw_topic
 
 log = logging.getLogger(__name__)
 STAGE = "normalize"
+DLQ_PAYLOAD_MAX = 256 * 1024  # characters of a dead payload on the DLQ topic (records stay < 1 MB)
 
 
 def _headers(message: Any) -> dict[str, str]:
@@ -58,11 +60,16 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
             rows = batch.archive_rows
             await durably(lambda: archive.write(rows), "archiving raw payloads")  # noqa: B023
             futures = []
-            for key, value in batch.envelope_bytes():
-                futures.append(await interactions.send(key=key.encode(), value=value))
+            for key in sorted(batch.envelopes):
+                env = batch.envelopes[key]
+                # One envelope per key, split when it would exceed the producer's record limit.
+                for value in split_rows(b"{", {"i": env["i"], "c": env["c"]}):
+                    futures.append(await interactions.send(key=key.encode(), value=value))
             for dead in batch.dead_letters:
                 log.warning("dead letter from %s[%s] offset=%s: %s", dead["topic"], dead["partition"],
                             dead["offset"], dead["reason"])
+                if len(dead["payload"]) > DLQ_PAYLOAD_MAX:  # the archive keeps it whole
+                    dead = {**dead, "payload": dead["payload"][:DLQ_PAYLOAD_MAX], "truncated": True}
                 futures.append(await dlq.send(key=dead["platform"].encode(), value=orjson.dumps(dead)))
             for fut in futures:
                 await fut

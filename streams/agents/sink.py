@@ -1,10 +1,13 @@
-"""Agent ``store_interactions``: ``interactions`` envelopes -> ClickHouse, then ack.
+"""Agent ``store_interactions``: ``interactions`` envelopes -> ClickHouse -> detection, then ack.
 
-Offsets are committed only after the rows are written: faust acks a ``take_events``
-batch when the loop asks for the next one, i.e. after the insert returned. Inserts are
-idempotent (ReplacingMergeTree keyed by natural ids, deterministic version), so a
-redelivered batch changes nothing visible. An envelope the store refuses as bad data is
-dead-lettered alone (the batch is retried envelope by envelope), never dropped silently.
+For each batch: insert interactions and changes, and hand the batch to detection
+(:mod:`streams.agents.detect`), which applies it to the accounts' states while the insert
+runs, then writes the changed detection rows and rollups and publishes the updates.
+Offsets are committed only after all of that: faust acks a ``take_events`` batch when the
+loop asks for the next one. Inserts are idempotent (ReplacingMergeTree keyed by natural
+ids, deterministic version), so a redelivered batch changes nothing visible. An envelope
+the store refuses as bad data is dead-lettered alone (the batch is retried envelope by
+envelope), never dropped silently; detection then rebuilds its states from the store.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import faust
 import orjson
 
 from streams.agents.context import WorkerContext, durably, is_data_error, now_ms
+from streams.agents.detect import Detection
 from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS
 from streams.normalize.records import ARCHIVE_COLUMNS
 from streams.store.writer import TableWriter
@@ -26,7 +30,7 @@ log = logging.getLogger(__name__)
 STAGE = "sink"
 
 
-def register(app: faust.App, ctx: WorkerContext) -> None:
+def register(app: faust.App, ctx: WorkerContext, detection: Detection | None = None) -> None:
     settings = ctx.settings
     source = app.topic(settings.topic(INTERACTIONS))
     dlq = app.topic(settings.topic(DLQ))
@@ -54,7 +58,7 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
                   "offset": msg.offset, "received_at": now_ms(), "payload": text}
         key = f"{msg.topic}:{msg.partition}:{msg.offset}"
         row = ["", key, text, "sink", now_ms(), now_ms(), msg.topic, msg.partition, msg.offset,
-               "dead", reason, 0]
+               "dead", reason, 0, ""]
         await durably(lambda: dead_archive.write([row]), "archiving a dead letter")
         await (await dlq.send(key=b"sink", value=orjson.dumps(record)))
 
@@ -71,11 +75,16 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
                     decoded.append((msg, env))
                 except ValueError as exc:
                     await dead_letter(msg, f"undecodable interactions envelope: {exc}")
-            try:
-                envs = [env for _, env in decoded]
-                await durably(lambda: write(envs), "writing interactions")  # noqa: B023
-            except Exception as exc:  # noqa: BLE001 - only data errors come out of durably()
-                log.warning("batch refused by the store (%s); retrying envelope by envelope", exc)
+            envs = [env for _, env in decoded]
+
+            async def store(envs: list[dict[str, list[list[Any]]]] = envs,
+                            decoded: list[tuple[Any, dict[str, list[list[Any]]]]] = decoded) -> bool:
+                """Insert the batch; ``False`` when some envelopes were refused and dead-lettered."""
+                try:
+                    await durably(lambda: write(envs), "writing interactions")
+                    return True
+                except Exception as exc:  # noqa: BLE001 - only data errors come out of durably()
+                    log.warning("batch refused by the store (%s); retrying envelope by envelope", exc)
                 for msg, env in decoded:
                     try:
                         await durably(partial(write, [env]), "writing one envelope")
@@ -83,6 +92,12 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
                         if not is_data_error(one):
                             raise
                         await dead_letter(msg, f"store refused the rows: {one}")
+                return False
+
+            if detection is None:
+                await store()
+            else:
+                await detection.process(detection.decode(envs), store())
             rows = sum(len(env.get("i", ())) + len(env.get("c", ())) for _, env in decoded)
             for event in events:
                 msg = event.message

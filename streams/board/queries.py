@@ -1,8 +1,14 @@
-"""The board's SQL: one query per panel, each reading the store."""
+"""The board's SQL: one query per panel, each reading the store.
+
+The detection figures (conversations, returning people, inbound and answered, first
+response, open and breached alerts) come from :func:`streams.report.collect`, so the board
+and `rapport report` can never disagree; they are kept apart from ``totals``, whose keys
+match the Grafana clients table (tests/integration/test_grafana_queries.py compares them).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -44,11 +50,24 @@ ORDER BY stage
 """
 
 
+# Inbound and answered in the last hour of event time, from the per-minute rollup.
+RECENT_SQL = """
+SELECT client_id, sum(inbound) AS inbound_hour, sum(answered) AS answered_hour, sum(breached) AS breached_hour
+FROM activity_minutely FINAL
+WHERE minute >= (SELECT max(minute) FROM activity_minutely) - INTERVAL 1 HOUR
+GROUP BY client_id
+ORDER BY client_id
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class BoardData:
     totals: list[dict[str, Any]]
     last_events: list[dict[str, Any]]
     pipeline: list[dict[str, Any]]
+    detection: list[dict[str, Any]] = field(default_factory=list)
+    """Per client, as `rapport report` gives them (:func:`streams.report.collect`)."""
+    recent: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _rows(client: Client, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -57,8 +76,12 @@ def _rows(client: Client, sql: str, parameters: dict[str, Any] | None = None) ->
 
 
 def read_board(client: Client, last_events: int = 8) -> BoardData:
+    from streams.report import collect
+
     return BoardData(
         totals=_rows(client, CLIENT_TOTALS_SQL),
         last_events=_rows(client, LAST_EVENTS_SQL, {"limit": last_events}),
         pipeline=_rows(client, PIPELINE_SQL),
+        detection=collect(client),
+        recent=_rows(client, RECENT_SQL),
     )

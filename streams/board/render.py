@@ -19,23 +19,41 @@ def render(data: BoardData, clients: ClientsFile, elapsed_s: float) -> Group:
         row = totals.get(client.id, {})
         table.add_row(client.name or client.id, *(f"{int(row.get(k, 0)):,}" for k in (
             "interactions", "last_minute", "from_others", "brand_replies", "likes", "reposts", "follows")))
-    recent = Table(title="last events", expand=True)
+    recent_events = Table(title="last events", expand=True)
     for col in ("client", "platform", "kind", "author", "text"):
-        recent.add_column(col, overflow="ellipsis", no_wrap=True)
+        recent_events.add_column(col, overflow="ellipsis", no_wrap=True)
     for ev in data.last_events:
-        recent.add_row(ev["client_id"], ev["platform"], ev["kind"],
-                       ev["author_handle"] or ev["author_id"] or "?", ev["text"].replace("\n", " "))
+        recent_events.add_row(ev["client_id"], ev["platform"], ev["kind"],
+                              ev["author_handle"] or ev["author_id"] or "?", ev["text"].replace("\n", " "))
+    detected = {row["client_id"]: row for row in data.detection}
+    recent = {row["client_id"]: row for row in data.recent}
+    conn = Table(title="connections (detected from the stored interactions)", expand=True)
+    for col in ("client", "threads", "conversations", "turns", "returning people", "inbound", "answered",
+                "1st response p50", "open alerts", "breached", "inbound last hour"):
+        conn.add_column(col, justify="left" if col == "client" else "right")
+    for client in clients.clients:
+        d = detected.get(client.id, {})
+        r = recent.get(client.id, {})
+        conn.add_row(client.name or client.id, *(f"{int(d.get(k) or 0):,}" for k in (
+            "threads", "conversations", "turns", "returning_people", "inbound", "answered")),
+            _minutes(d.get("first_response_median_s")), f"{int(d.get('alerts_open') or 0):,}",
+            f"{int(d.get('alerts_breached') or 0):,}", f"{int(r.get('inbound_hour') or 0):,}")
     pipe = Table(title="pipeline (last hour)", expand=True)
     for col in ("stage", "events in", "dead-lettered", "skipped", "lag (records)"):
         pipe.add_column(col, justify="right")
     for p in data.pipeline:
         pipe.add_row(p["stage"], f"{int(p['events_in']):,}", f"{int(p['dead_lettered']):,}",
                      f"{int(p['skipped']):,}", f"{int(p['lag']):,}")
-    return Group(table, pipe, recent)
+    return Group(table, conn, pipe, recent_events)
+
+
+def _minutes(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds / 60:.1f} min"
 
 
 def summary_lines(data: BoardData, clients: ClientsFile) -> list[str]:
     totals = {row["client_id"]: row for row in data.totals}
+    detected = {row["client_id"]: row for row in data.detection}
     lines = []
     for client in clients.clients:
         row = totals.get(client.id, {})
@@ -44,6 +62,14 @@ def summary_lines(data: BoardData, clients: ClientsFile) -> list[str]:
             f"per_min={int(row.get('last_minute', 0))} from_others={int(row.get('from_others', 0))} "
             f"brand_replies={int(row.get('brand_replies', 0))} likes={int(row.get('likes', 0))} "
             f"reposts={int(row.get('reposts', 0))} follows={int(row.get('follows', 0))}"
+        )
+        d = detected.get(client.id, {})
+        lines.append(
+            f"client={client.id} threads={int(d.get('threads') or 0)} "
+            f"conversations={int(d.get('conversations') or 0)} turns={int(d.get('turns') or 0)} "
+            f"returning_people={int(d.get('returning_people') or 0)} inbound={int(d.get('inbound') or 0)} "
+            f"answered={int(d.get('answered') or 0)} alerts_open={int(d.get('alerts_open') or 0)} "
+            f"alerts_breached={int(d.get('alerts_breached') or 0)}"
         )
     for p in data.pipeline:
         lines.append(f"stage={p['stage']} events_in={int(p['events_in'])} lag={int(p['lag'])} "

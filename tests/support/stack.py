@@ -15,6 +15,7 @@ from pathlib import Path
 
 from streams.clients import PLATFORMS
 from streams.drain import wait_drained
+from streams.embedded.lifecycle import die_with_parent
 from streams.settings import Settings
 from streams.topics import INTERACTIONS, raw_topic
 
@@ -48,7 +49,8 @@ class Namespace:
         env = dict(os.environ)
         env.update(self.env())
         return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], stdout=log, stderr=log,
-                                env=env, cwd=REPO, start_new_session=True)
+                                env=env, cwd=REPO, start_new_session=True,
+                                preexec_fn=die_with_parent)  # no orphan when pytest is killed
 
     @contextmanager
     def worker(self) -> Iterator[subprocess.Popen[bytes]]:

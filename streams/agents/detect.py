@@ -1,0 +1,202 @@
+"""Detection wiring: called by the sink's batch loop, plus a deadline timer and rebalance hooks.
+
+Detection runs *inside* ``store_interactions`` rather than as a second agent on the same
+topic, so one ack covers both: a batch is acked only after its interactions, the
+detection rows they changed and the per-minute rollups are in the store and the updates
+are on ``rapport.threads``/``conversations``/``alerts``. State is then a function of the
+stored interactions and is rebuilt from the store, never from a changelog (docs/
+architecture.md "Detection"). The pure parts live in :mod:`streams.detect` and
+:mod:`streams.detect_io`; this module only schedules them.
+
+The timer and the agent share the in-memory states (plain dicts, not faust Tables, which a
+timer may not modify); an ``asyncio.Lock`` keeps a sweep from interleaving with a batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from functools import partial
+from typing import Any, cast
+
+import faust
+import orjson
+
+from streams.agents.context import WorkerContext, durably, now_ms
+from streams.agents.envelopes import split_rows
+from streams.detect_io.engine import Batch, Detector, Output, Prepared
+from streams.detect_io.queries import DetectStore
+from streams.detect_io.tables import TABLES
+from streams.store.writer import TableWriter
+from streams.topics import ALERTS, CONVERSATIONS, INTERACTIONS, THREADS
+
+log = logging.getLogger(__name__)
+STAGE = "detect"
+
+
+def horizon_ms(ctx: WorkerContext) -> int:
+    """The eviction horizon: the setting, but never shorter than the longest SLA."""
+    longest = max(c.sla_minutes for c in ctx.clients.clients) * 60.0
+    horizon = ctx.settings.state_horizon_s
+    if horizon < longest:
+        log.warning("RAPPORT_STATE_HORIZON_S=%.0f is shorter than the longest SLA (%.0f s): using %.0f s",
+                    horizon, longest, longest)
+        horizon = longest
+    return int(horizon * 1000)
+
+
+class Detection:
+    """The detection side of one worker: states, writers, output topics, lock."""
+
+    def __init__(self, app: faust.App, ctx: WorkerContext) -> None:
+        settings = ctx.settings
+        self.ctx = ctx
+        self.lock = asyncio.Lock()
+        self.store = DetectStore(ctx.store())
+        self.probe = DetectStore(ctx.store())  # used outside the lock, before the sink inserts
+        self.detector = Detector(ctx.clients, self.store, live_window_ms=int(settings.live_window_s * 1000),
+                                 horizon_ms=horizon_ms(ctx))
+        # One client per table: the inserts of a batch run side by side.
+        self.writers = {spec.name: TableWriter(ctx.store(), spec.name, spec.columns, spec.time_columns, None,
+                                               settings.batch_size) for spec in TABLES}
+        self.topics = {name: app.topic(settings.topic(name)) for name in (THREADS, CONVERSATIONS, ALERTS)}
+        self.interactions_topic = settings.topic(INTERACTIONS)
+        self.next_evict = time.monotonic() + settings.evict_interval_s
+
+    def decode(self, envelopes: list[dict[str, list[list[Any]]]]) -> Batch:
+        return Batch.of(envelopes)
+
+    async def process(self, batch: Batch, stored: Awaitable[bool]) -> None:
+        """Detect over a batch while the sink stores it (``stored``); return once all is written.
+
+        The minutes the batch's events already occupy are read before the insert starts
+        (the per-minute rollups of superseded rows change too). The states' update runs
+        while the insert is in flight: it needs nothing from it (a rebuild that misses the
+        batch is completed by applying it). Results are written after the insert, and
+        nothing is acked before they are.
+        """
+        ids = batch.event_ids()
+        if ids:
+            batch.prior_minutes = await durably(partial(self.probe.minutes_of, ids),
+                                                "reading the minutes of known events")
+        if not batch.by_key and not batch.unattributed:
+            await stored
+            return
+        async with self.lock:
+            compute = asyncio.ensure_future(self._compute(batch))
+            try:
+                complete = await stored
+            except BaseException:
+                await asyncio.gather(compute, return_exceptions=True)
+                self.reset("storing a batch failed")
+                raise
+            out = await compute
+            if not complete:
+                # Some rows were refused (dead-lettered) but are applied in memory.
+                self.reset("the store refused part of a batch")
+                return
+            try:
+                await self._write(out)
+            except BaseException:
+                self.reset("writing detection results failed")
+                raise
+        self.ctx.metrics.add(STAGE, self.interactions_topic, events_in=batch.events, events_out=len(out.collector))
+
+    async def sweep(self) -> None:
+        """Timer body: load newly owned accounts, pass deadlines at the clock, evict idle threads."""
+        async with self.lock:
+            out = await self._compute(None)
+            if out:
+                try:
+                    await self._write(out)
+                except BaseException:
+                    self.reset("writing detection results failed")
+                    raise
+            if time.monotonic() >= self.next_evict:
+                self.next_evict = time.monotonic() + self.ctx.settings.evict_interval_s
+                evicted = await asyncio.to_thread(self.detector.evict, now_ms())
+                if evicted:
+                    self.ctx.metrics.add("evict", self.ctx.settings.topic(THREADS), events_out=evicted)
+
+    async def _compute(self, batch: Batch | None) -> Output:
+        """Store reads (retried), then the states' update; on failure every state is rebuilt."""
+        det = self.detector
+        clock = now_ms()
+        if batch is None and not det.pending:
+            prepared = Prepared()
+        else:
+            prepared = await durably(partial(det.prepare, batch, clock), "reading detection state")
+        try:
+            out = await asyncio.to_thread(det.commit, prepared, batch, clock)
+        except BaseException:
+            self.reset("detection failed")  # memory may be half-way through the batch
+            raise
+        if out.restored_threads:
+            self.ctx.metrics.add("restore", self.ctx.settings.topic(THREADS), events_out=out.restored_threads)
+        return out
+
+    async def _write(self, out: Output) -> None:
+        """Tables (side by side), then the rollup that reads them; the topics meanwhile."""
+        await asyncio.gather(self._store(out), self._publish(out))
+
+    async def _store(self, out: Output) -> None:
+        rows = out.collector.store_rows(out.version)
+        await asyncio.gather(*(durably(partial(self.writers[table].write, table_rows), f"writing {table}")
+                               for table, table_rows in rows.items()))
+        if out.rollup_scope:
+            await durably(partial(self.store.recompute_rollup, out.version, out.rollup_accounts,
+                                  out.rollup_minutes), "recomputing activity_minutely")
+
+    async def _publish(self, out: Output) -> None:
+        futures = []
+        for name, records in out.topic_records().items():
+            topic = self.topics[name]
+            for key, value in records:
+                # Many rows of one account: split under the producer's record limit.
+                head = orjson.dumps({k: v for k, v in value.items() if k != "rows"})[:-1] + b","
+                for chunk in split_rows(head, {"rows": value["rows"]}):
+                    futures.append(await topic.send(key=key.encode(), value=chunk))
+        for fut in futures:
+            await fut
+
+    def reset(self, why: str) -> None:
+        keys = set(self.detector.accounts) | self.detector.pending
+        self.detector.drop()
+        self.detector.pending |= keys & set(self.detector.tracked)
+        log.warning("%s: dropped detection state of %d accounts; they are rebuilt from the store", why, len(keys))
+
+    async def on_revoked(self, revoked: set[Any]) -> None:
+        if any(tp.topic == self.interactions_topic for tp in revoked):
+            async with self.lock:
+                n = self.detector.drop()
+            log.info("partitions revoked: dropped the detection state of %d accounts", n)
+
+    async def on_assigned(self, app: faust.App, assigned: set[Any]) -> None:
+        mine = {tp.partition for tp in assigned if tp.topic == self.interactions_topic}
+        count = app.consumer.topic_partitions(self.interactions_topic) or self.ctx.settings.partitions
+        async with self.lock:
+            keys = self.detector.own(mine, count)
+        log.info("partitions %s of %s assigned: %d tracked accounts to load", sorted(mine),
+                 self.interactions_topic, len(keys))
+
+
+def register(app: faust.App, ctx: WorkerContext) -> Detection:
+    """Create the worker's detection, its deadline timer and rebalance hooks."""
+    detection = Detection(app, ctx)
+
+    @app.timer(interval=ctx.settings.sweep_interval_s, name="sweep_deadlines")
+    async def sweep_deadlines() -> None:
+        await detection.sweep()
+
+    async def revoked(sender: Any, *args: Any, **_: Any) -> None:
+        await detection.on_revoked(args[0])
+
+    async def assigned(sender: Any, *args: Any, **_: Any) -> None:
+        await detection.on_assigned(app, args[0])
+
+    # mode's receiver type wants a ``signal`` keyword in the signature; these accept it in ``**_``.
+    app.on_partitions_revoked.connect(cast(Any, revoked), weak=False)
+    app.on_partitions_assigned.connect(cast(Any, assigned), weak=False)
+    return detection

@@ -1,0 +1,267 @@
+"""What detection reads from (and recomputes in) the store. Blocking calls, no faust.
+
+Everything here is scoped to one tracked account (``client_id``, ``account_id``; the
+leading columns of every sort key) and reads ``FINAL`` state. Results come back as
+``JSONCompactEachRow`` with times as epoch ms, so rows become records without a per-value
+conversion in Python. Id lists are rendered into the SQL body (POSTed), never into URL
+parameters: a woken thread can name thousands of ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+from clickhouse_connect.driver.client import Client as StoreClient
+
+from streams.detect.responses import NEVER
+from streams.detect_io.tables import ROLLUP_TABLE, TABLES, Row, StoreKey, TableSpec, store_key
+from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS, SIGNAL_KINDS, Change, Interaction
+
+log = logging.getLogger(__name__)
+
+# Woken threads and rollup scopes name many ids in the SQL text: allow long statements.
+_BIG_QUERY = {"max_query_size": 64 * 1024 * 1024}
+_SETTINGS = {"output_format_json_quote_64bit_integers": 0, **_BIG_QUERY}
+_SIGNALS = "(" + ", ".join(f"'{k}'" for k in sorted(SIGNAL_KINDS)) + ")"
+_MS_COLUMNS = {"created_at", "client_created_at", "ingested_at", "edited_at", "changed_at"}
+# Detection never reads text, url or the raw key: leave them out of rebuild reads.
+_BLANK = frozenset({"text", "url", "raw_key"})
+MAX_CLOSURE_ROUNDS = 500
+
+
+def quote(value: str) -> str:
+    """A ClickHouse string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+_SEP = "\x1f"  # the ASCII unit separator: no id contains it
+
+
+def quote_list(values: Iterable[str]) -> str:
+    """A set of strings for ``x IN <set>``.
+
+    A long list is sent as one string literal split by the server: ClickHouse parses one
+    literal far faster than tens of thousands (measured 85 ms against 500 ms for 50 k ids).
+    """
+    items = sorted(set(values))
+    if not items:
+        return "('')"
+    if len(items) <= 64 or any(_SEP in v for v in items):
+        return "(" + ", ".join(quote(v) for v in items) + ")"
+    return f"(SELECT arrayJoin(splitByChar('\\x1F', {quote(_SEP.join(items))})))"
+
+
+def _select_list(cols: Sequence[str], blank: frozenset[str] = frozenset()) -> str:
+    out = []
+    for c in cols:
+        if c in _MS_COLUMNS or c.endswith("_at"):
+            out.append(f"toUnixTimestamp64Milli({c})")
+        elif c in blank:
+            out.append("''")
+        else:
+            out.append(c)
+    return ", ".join(out)
+
+
+_INTERACTIONS_SELECT = _select_list(INTERACTION_COLUMNS, _BLANK)
+_CHANGES_SELECT = _select_list(CHANGE_COLUMNS, _BLANK)
+_MENTIONED = INTERACTION_COLUMNS.index("mentioned_ids")
+
+
+def _account(client_id: str, account_id: str) -> str:
+    return f"client_id = {quote(client_id)} AND account_id = {quote(account_id)}"
+
+
+class DetectStore:
+    """Reads for rebuilds and restores, and the rollup recomputation, on one client."""
+
+    def __init__(self, client: StoreClient) -> None:
+        self.client = client
+
+    def rows(self, sql: str) -> list[list[Any]]:
+        raw = self.client.raw_query(sql, settings=_SETTINGS, fmt="JSONCompactEachRow")
+        return [orjson.loads(line) for line in raw.splitlines() if line]
+
+    # -- an account's history ---------------------------------------------------------
+
+    def interactions(self, client_id: str, account_id: str, where: str = "") -> list[Interaction]:
+        """The account's messages (signals are not state), ``FINAL``."""
+        sql = (f"SELECT {_INTERACTIONS_SELECT} FROM interactions FINAL "
+               f"WHERE {_account(client_id, account_id)} AND kind NOT IN {_SIGNALS}")
+        if where:
+            sql += f" AND ({where})"
+        out = []
+        for row in self.rows(sql):
+            row[_MENTIONED] = tuple(row[_MENTIONED])
+            out.append(Interaction(*row))
+        return out
+
+    def event_watermark(self, client_id: str, account_id: str) -> int:
+        """The latest event time stored for the account (signals included), or NEVER."""
+        rows = self.rows(f"SELECT count(), toUnixTimestamp64Milli(max(created_at)) FROM interactions "
+                         f"WHERE {_account(client_id, account_id)}")
+        return int(rows[0][1]) if rows and rows[0][0] else NEVER
+
+    def deletes(self, client_id: str, account_id: str, platform: str | None = None,
+                event_ids: Iterable[str] | None = None) -> list[Change]:
+        """Deletes of the account's events: attributed to it, or unattributed ones naming them."""
+        own = _account(client_id, account_id)
+        if event_ids is None:
+            unattributed = (f"(platform, event_id) IN (SELECT platform, event_id FROM interactions "
+                            f"WHERE {own})")
+            scope = ""
+        else:
+            ids = quote_list(event_ids)
+            unattributed = "1"
+            scope = f" AND platform = {quote(platform or '')} AND event_id IN {ids}"
+        sql = (f"SELECT {_CHANGES_SELECT} FROM changes FINAL WHERE change = 'delete'{scope} "
+               f"AND (({own}) OR (client_id = '' AND {unattributed}))")
+        return [Change(*row) for row in self.rows(sql)]
+
+    def thread_closure(self, client_id: str, account_id: str, platform: str, roots: Iterable[str],
+                       ids: Iterable[str]) -> list[Interaction]:
+        """Every stored message of the threads that ``roots`` and ``ids`` lead to.
+
+        Follows declared roots, reply edges both ways and DM pairs until nothing new
+        comes, so whole threads come back (a partly restored thread would be wrong).
+        """
+        found: dict[str, Interaction] = {}
+        roots_todo, ids_todo = set(roots), set(ids)
+        roots_done: set[str] = set()
+        ids_done: set[str] = set()
+        for _ in range(MAX_CLOSURE_ROUNDS):
+            roots_todo -= roots_done
+            ids_todo -= ids_done
+            if not roots_todo and not ids_todo:
+                break
+            dm = {r.removeprefix("dm:") for r in roots_todo if r.startswith("dm:")}
+            plain = {r for r in roots_todo if not r.startswith("dm:")}
+            terms = []
+            if plain:
+                terms.append(f"root_id IN {quote_list(plain)}")
+            keys = plain | ids_todo
+            if keys:
+                terms.append(f"event_id IN {quote_list(keys)} OR parent_id IN {quote_list(keys)}")
+            if dm:
+                terms.append(f"kind = 'dm' AND ifNull(root_id, '') = '' AND "
+                             f"(author_id IN {quote_list(dm)} OR recipient_id IN {quote_list(dm)})")
+            roots_done |= roots_todo
+            ids_done |= ids_todo
+            roots_todo, ids_todo = set(), set()
+            where = f"platform = {quote(platform)} AND (" + " OR ".join(f"({t})" for t in terms) + ")"
+            for msg in self.interactions(client_id, account_id, where):
+                if msg.event_id in found:
+                    continue
+                found[msg.event_id] = msg
+                ids_todo.add(msg.event_id)
+                if msg.parent_id:
+                    ids_todo.add(msg.parent_id)
+                if msg.root_id:
+                    roots_todo.add(msg.root_id)
+                elif msg.kind == "dm":
+                    roots_todo.update(f"dm:{p}" for p in (msg.author_id, msg.recipient_id or "") if p)
+        else:
+            log.warning("thread restore for %s:%s stopped after %d rounds", client_id, account_id,
+                        MAX_CLOSURE_ROUNDS)
+        return list(found.values())
+
+    # -- stored detection rows --------------------------------------------------------
+
+    def stored(self, spec: TableSpec, client_id: str, account_id: str) -> dict[StoreKey, Row]:
+        """The table's current (``FINAL``, not deleted) rows of the account."""
+        sql = (f"SELECT {_select_list(spec.row_columns)} FROM {spec.name} FINAL "
+               f"WHERE {_account(client_id, account_id)}")
+        out: dict[StoreKey, Row] = {}
+        for values in self.rows(sql):
+            row: Row = spec.row_type(*values)
+            out[store_key(row)] = row
+        return out
+
+    def max_version(self, client_id: str, account_id: str) -> int:
+        parts = [f"SELECT max(version) AS v FROM {t} WHERE {_account(client_id, account_id)}"
+                 for t in (*(spec.name for spec in TABLES), ROLLUP_TABLE)]
+        rows = self.rows("SELECT max(v) FROM (" + " UNION ALL ".join(parts) + ")")
+        return int(rows[0][0] or 0) if rows else 0
+
+    # -- the per-minute rollup --------------------------------------------------------
+
+    def minutes_of(self, events: dict[tuple[str, str, str], set[str]]) -> dict[tuple[str, str, str], set[int]]:
+        """The minutes (epoch minute numbers) stored rows of these events fall in now.
+
+        Read before a batch is inserted: when a payload gives a known event another time
+        (a Mastodon boost seen as a status and as a notification), the minute the replaced
+        row counted in must be recomputed too, and a merge may drop the old row any time.
+        """
+        terms = [f"({_account(c, a)} AND platform = {quote(p)} AND event_id IN {quote_list(ids)})"
+                 for (c, a, p), ids in sorted(events.items()) if ids]
+        out: dict[tuple[str, str, str], set[int]] = {}
+        if not terms:
+            return out
+        sql = ("SELECT DISTINCT client_id, account_id, platform, intDiv(toUnixTimestamp64Milli(created_at), 60000) "
+               "FROM interactions WHERE " + " OR ".join(terms))
+        for c, a, p, minute in self.rows(sql):
+            out.setdefault((c, a, p), set()).add(int(minute))
+        return out
+
+    def recompute_rollup(self, version: int, accounts: Iterable[tuple[str, str]] = (),
+                         minutes: dict[tuple[str, str, str], set[int]] | None = None) -> None:
+        """Rewrite ``activity_minutely`` rows from ``FINAL`` state.
+
+        Scope: every minute of ``accounts``, and the given ``minutes`` (epoch minute
+        numbers) per (client, account, platform). Every minute a batch can touch holds
+        at least one interaction, so driving the rows from ``interactions`` covers them
+        all, and a re-run writes the same rows.
+        """
+        scopes = [f"({_account(c, a)})" for c, a in sorted(set(accounts))]
+        per_account: dict[tuple[str, str], list[str]] = {}
+        for (c, a, p), mins in sorted((minutes or {}).items()):
+            if mins:
+                # The time bounds prune partitions (interactions are partitioned by month);
+                # the minute list picks the rows.
+                lo, hi = min(mins) * 60, (max(mins) + 1) * 60
+                per_account.setdefault((c, a), []).append(
+                    f"(platform = {quote(p)} AND {{time}} >= toDateTime64({lo}, 3, 'UTC') AND "
+                    f"{{time}} < toDateTime64({hi}, 3, 'UTC') AND "
+                    f"{{minute}} IN ({', '.join(str(m) for m in sorted(mins))}))")
+        for (c, a), terms in sorted(per_account.items()):
+            scopes.append(f"({_account(c, a)} AND ({' OR '.join(terms)}))")
+        if not scopes:
+            return
+        where = " OR ".join(scopes)
+        where_i = where.replace("{minute}", "intDiv(toUnixTimestamp64Milli(created_at), 60000)").replace(
+            "{time}", "created_at")
+        where_r = where.replace("{minute}", "intDiv(toUnixTimestamp64Milli(received_at), 60000)").replace(
+            "{time}", "received_at")
+        account_author = ("if(platform = 'reddit', lower(author_id) = lower(account_id), "
+                          "author_id = account_id)")
+        sql = f"""
+INSERT INTO {ROLLUP_TABLE} (client_id, account_id, platform, minute, messages, account_messages, inbound,
+    answered, answered_in_sla, breached, cancelled, likes, reposts, follows, version)
+SELECT i.client_id, i.account_id, i.platform, i.minute, i.messages, i.account_messages, r.inbound,
+    r.answered, r.answered_in_sla, r.breached, r.cancelled, i.likes, i.reposts, i.follows, {int(version)}
+FROM (
+    SELECT client_id, account_id, platform, toStartOfMinute(toDateTime(created_at, 'UTC')) AS minute,
+        countIf(kind NOT IN {_SIGNALS}) AS messages,
+        countIf(kind NOT IN {_SIGNALS} AND {account_author}) AS account_messages,
+        countIf(kind = 'like') AS likes, countIf(kind = 'repost') AS reposts, countIf(kind = 'follow') AS follows
+    FROM interactions FINAL
+    WHERE {where_i}
+    GROUP BY client_id, account_id, platform, minute
+) AS i
+LEFT JOIN (
+    SELECT client_id, account_id, platform, toStartOfMinute(toDateTime(received_at, 'UTC')) AS minute,
+        count() AS inbound, countIf(status = 'answered') AS answered,
+        countIf(status = 'answered' AND answered_at <= due_at) AS answered_in_sla,
+        countIf(status = 'breached') AS breached, countIf(status = 'cancelled') AS cancelled
+    FROM responses FINAL
+    WHERE {where_r}
+    GROUP BY client_id, account_id, platform, minute
+) AS r ON i.client_id = r.client_id AND i.account_id = r.account_id AND i.platform = r.platform
+    AND i.minute = r.minute
+"""
+        # A backfill spans years: one recomputation may touch more than the default 100
+        # monthly partitions, and all of its rows are needed at once.
+        self.client.command(sql, settings={"max_partitions_per_insert_block": 0, **_BIG_QUERY})

@@ -1,0 +1,80 @@
+"""Bounded state: idle threads are evicted, and a thread that wakes up is rebuilt from the store.
+
+Drives the worker's detection engine (no faust) against the real store, batch by batch as
+the sink does, with a horizon of one hour of event time (the traffic spans a day) so that many threads go idle and
+many wake up again (the simulator answers up to a day later). The tables must still equal
+the batch recomputation, and the in-memory state must hold far fewer threads than exist.
+"""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from streams.clients import load_clients
+from streams.detect_io.engine import Batch, Detector, Output
+from streams.detect_io.queries import DetectStore
+from streams.detect_io.tables import TABLES
+from streams.ingest.simulate import Simulator
+from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS
+from streams.normalize.base import AccountIndex
+from streams.normalize.records import RawRecord, normalize_records
+from streams.store.client import connect
+from streams.store.writer import TableWriter
+from tests.support.detect_check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
+from tests.support.stack import Namespace
+
+pytestmark = pytest.mark.integration
+HOUR = 3_600_000
+
+
+def test_evicted_threads_wake_up_exactly(namespace: Namespace) -> None:
+    ns = namespace
+    clients = load_clients(ns.settings.clients)
+    index = AccountIndex.build(clients)
+    events = list(Simulator(clients, seed=41, start_ms=1_790_000_000_000, mean_gap_ms=20_000).events(4000))
+    client = connect(ns.store_url, ns.settings)
+    inter = TableWriter(client, "interactions", INTERACTION_COLUMNS,
+                        ("created_at", "client_created_at", "ingested_at", "edited_at"), "created_at", 5000)
+    changes = TableWriter(client, "changes", CHANGE_COLUMNS, ("changed_at",), "changed_at", 5000)
+    writers = {spec.name: TableWriter(client, spec.name, spec.columns, spec.time_columns, None, 5000)
+               for spec in TABLES}
+    store = DetectStore(connect(ns.store_url, ns.settings))
+    detector = Detector(clients, store, live_window_ms=HOUR, horizon_ms=HOUR)
+    clock = 1_800_000_000_000  # "now" for the live rule: long after the events
+
+    def write(out: Output) -> None:
+        for table, rows in out.collector.store_rows(out.version).items():
+            writers[table].write(rows)
+        if out.rollup_scope:
+            store.recompute_rollup(out.version, out.rollup_accounts, out.rollup_minutes)
+
+    evicted = restored = peak = 0
+    try:
+        for start in range(0, len(events), 100):
+            records = [RawRecord("raw", 0, start + i, ev.platform, orjson.dumps(ev.payload),
+                                 {"source": ev.source, "received_at": str(ev.event_ms + 5000),
+                                  "via_account": ev.via_account or ""}, ev.event_ms)
+                       for i, ev in enumerate(events[start:start + 100])]
+            envelopes = list(normalize_records(records, index, clock).envelopes.values())
+            batch = Batch.of(envelopes)
+            batch.prior_minutes = store.minutes_of(batch.event_ids())  # as the sink does: before inserting
+            inter.write([row for env in envelopes for row in env["i"]])
+            changes.write([row for env in envelopes for row in env["c"]])
+            clock += 1
+            out = detector.commit(detector.prepare(batch, clock), batch, clock)
+            write(out)
+            restored += out.restored_threads
+            peak = max(peak, detector.threads_in_memory())
+            evicted += detector.evict(clock)
+        want = expected_rows(clients, client)
+        got = stored_rows(client)
+        problems = diff(want, got)
+        assert not problems, problems
+        rollup, truth = rollup_rows(client), rollup_truth(client)
+        assert rollup == truth, str((sorted(rollup - truth), sorted(truth - rollup)))
+    finally:
+        client.close()
+        store.client.close()
+    assert evicted > 100 and restored > 10, (evicted, restored)
+    assert detector.threads_in_memory() < len(want["threads"]) / 2, (detector.threads_in_memory(), len(want["threads"]))
