@@ -181,13 +181,16 @@ def demo(data_dir: DataDir = None, clients: ClientsOpt = None,
          duration: Annotated[float | None, typer.Option(help="Exit after S seconds with a summary.")] = None,
          headless: Annotated[bool, typer.Option(help="Print summary lines instead of the live board.")] = False,
          rate: Annotated[float, typer.Option(help="Simulated events per second.")] = 40.0,
-         seed: Annotated[int, typer.Option(help="Simulator seed.")] = 0) -> None:
+         seed: Annotated[int, typer.Option(help="Simulator seed.")] = 0,
+         ingest: Annotated[bool, typer.Option(
+             help="Also start the ingest agents the clients file and credentials allow.")] = False) -> None:
     """`rapport up` + the simulator + a live terminal board per client."""
     from streams.board.demo import run_demo
 
     with _friendly():
         settings = _settings(data_dir, clients)
-        raise typer.Exit(run_demo(settings, duration=duration, headless=headless, rate=rate, seed=seed))
+        raise typer.Exit(run_demo(settings, duration=duration, headless=headless, rate=rate, seed=seed,
+                                  ingest=ingest))
 
 
 @app.command()

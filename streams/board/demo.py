@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 import time
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 
+from streams.board.agents import agent_lines, agents_table, read_agents
 from streams.board.queries import read_board
 from streams.board.render import render, summary_lines
 from streams.clients import load_clients
@@ -20,7 +21,8 @@ from streams.settings import Settings
 from streams.store.client import connect
 
 
-def run_demo(settings: Settings, *, duration: float | None, headless: bool, rate: float, seed: int) -> int:
+def run_demo(settings: Settings, *, duration: float | None, headless: bool, rate: float, seed: int,
+             ingest: bool = False) -> int:
     if settings.clients is None:
         raise ConfigError("no clients file: pass --clients FILE or set RAPPORT_CLIENTS")
     clients = load_clients(settings.clients)
@@ -28,7 +30,9 @@ def run_demo(settings: Settings, *, duration: float | None, headless: bool, rate
     out = Console(soft_wrap=True)
     console.print(f"starting the embedded stack in {settings.data_dir} ...")
     started = time.monotonic()
-    with Stack(settings) as stack:
+    with Stack(settings, ingest=ingest) as stack:
+        for note in stack.agent_notes:
+            console.print(f"ingest  {note}")
         console.print(f"store {stack.store_url}  broker {stack.broker_url}  "
                       f"logs {stack.data_dir / 'logs'}")
         stop = threading.Event()
@@ -44,7 +48,8 @@ def run_demo(settings: Settings, *, duration: float | None, headless: bool, rate
                 while duration is None or time.monotonic() - started < duration:
                     stack.check()
                     if time.monotonic() >= next_print:
-                        for line in summary_lines(read_board(client), clients):
+                        lines = summary_lines(read_board(client), clients) + agent_lines(read_agents(stack.data_dir))
+                        for line in lines:
                             out.print(f"t={time.monotonic() - started:.0f}s {line}", highlight=False)
                         next_print = time.monotonic() + 5
                     time.sleep(0.5)
@@ -52,7 +57,9 @@ def run_demo(settings: Settings, *, duration: float | None, headless: bool, rate
                 with Live(console=console, refresh_per_second=2, screen=False) as live:
                     while duration is None or time.monotonic() - started < duration:
                         stack.check()
-                        live.update(render(read_board(client), clients, time.monotonic() - started))
+                        board = render(read_board(client), clients, time.monotonic() - started)
+                        agents = read_agents(stack.data_dir)
+                        live.update(Group(board, agents_table(agents)) if agents else board)
                         time.sleep(1.0)
         except KeyboardInterrupt:
             pass
