@@ -12,13 +12,27 @@ Jetstream for the tracked accounts' own records only (``wantedDids``).
 Resume: Jetstream replays from a ``cursor`` (``time_us``, microseconds). The cursor is the
 largest ``time_us`` archived in ``raw_events``, less ``ingest_rewind_s``; events the
 rewind sends again are recognised by their archive key and not published twice.
+
+Handles: Jetstream names people by DID only. With ``bluesky_resolve_handles`` (off by
+default, so the agent makes no call but Jetstream's unless asked) the author's handle is
+looked up on the AppView (``app.bsky.actor.getProfiles``, up to 25 DIDs a request), kept in
+an in-memory LRU cache for ``bluesky_handle_ttl_s``, and added to the published event as a
+top-level ``"_handle"`` (the received bytes are otherwise untouched). Source stays
+``stream``: the resume cursor and the seen set read the archive by source, and the handle
+is an optional extra, not another way of receiving the event. A lookup that fails publishes
+the event without a handle and pauses lookups for a minute.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import httpx
 import orjson
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
@@ -29,10 +43,111 @@ from streams.ingest.httpio import TRANSIENT
 from streams.ingest.runtime import Context
 from streams.normalize.base import raw_key_of
 from streams.normalize.bluesky import FOLLOW, POST, SIGNALS
+from streams.settings import Settings
+
+log = logging.getLogger("streams.ingest")
 
 PLATFORM = "bluesky"
 SOURCE = "stream"
 COLLECTIONS: tuple[str, ...] = (POST, *SIGNALS, FOLLOW)
+HANDLE_KEY = "_handle"
+
+
+class HandleResolver:
+    """DID -> handle through the AppView, batched and cached (LRU with a TTL).
+
+    DIDs the AppView does not know (or whose handle is ``handle.invalid``) are cached as
+    having none, so they are not asked again before the TTL. A failed request resolves
+    nothing and pauses lookups for ``pause_s``: resolution never holds publishing up long.
+    """
+
+    BATCH = 25
+    INVALID = "handle.invalid"
+
+    def __init__(self, settings: Settings, pause_s: float = 60.0) -> None:
+        self.url = settings.bluesky_appview_url.rstrip("/") + "/xrpc/app.bsky.actor.getProfiles"
+        self.ttl_s = settings.bluesky_handle_ttl_s
+        self.size = settings.bluesky_handle_cache_size
+        self.timeout_s = settings.bluesky_resolve_timeout_s
+        self.pause_s = pause_s
+        self.cache: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+        self.client: httpx.AsyncClient | None = None
+        self.requests = 0
+        self.failures = 0
+        self.paused_until = 0.0
+
+    def _cached(self, did: str, now: float) -> tuple[bool, str | None]:
+        hit = self.cache.get(did)
+        if hit is None or hit[0] <= now:
+            return False, None
+        self.cache.move_to_end(did)
+        return True, hit[1]
+
+    def _store(self, did: str, handle: str | None, now: float) -> None:
+        self.cache[did] = (now + self.ttl_s, handle)
+        self.cache.move_to_end(did)
+        while len(self.cache) > self.size:
+            self.cache.popitem(last=False)
+
+    async def resolve(self, dids: Iterable[str]) -> dict[str, str]:
+        """The handles known for ``dids`` (those without one are left out)."""
+        now = time.monotonic()
+        out: dict[str, str] = {}
+        missing: list[str] = []
+        for did in dict.fromkeys(dids):
+            known, handle = self._cached(did, now)
+            if not known:
+                missing.append(did)
+            elif handle:
+                out[did] = handle
+        if not missing or now < self.paused_until:
+            return out
+        for i in range(0, len(missing), self.BATCH):
+            batch = missing[i:i + self.BATCH]
+            try:
+                found = await self._fetch(batch)
+            except Exception as exc:  # noqa: BLE001 - a failed lookup must never cost the event
+                self.failures += 1
+                self.paused_until = time.monotonic() + self.pause_s
+                log.warning("bluesky: handle lookup failed, publishing without handles for %.0fs: %s",
+                            self.pause_s, str(exc)[:200] or type(exc).__name__)
+                break
+            for did in batch:
+                handle = found.get(did)
+                self._store(did, handle, now)
+                if handle:
+                    out[did] = handle
+        return out
+
+    async def _fetch(self, dids: list[str]) -> dict[str, str]:
+        if self.client is None:
+            self.client = httpx.AsyncClient(timeout=self.timeout_s, trust_env=False, follow_redirects=True)
+        self.requests += 1
+        response = await self.client.get(self.url, params=[("actors", d) for d in dids])
+        if response.status_code != 200:
+            raise ValueError(f"getProfiles: HTTP {response.status_code}")
+        doc = orjson.loads(response.content)
+        profiles = doc.get("profiles") if isinstance(doc, dict) else None
+        if not isinstance(profiles, list):
+            raise ValueError("getProfiles: no profiles in the answer")
+        found: dict[str, str] = {}
+        for profile in profiles:
+            if isinstance(profile, dict):
+                did, handle = profile.get("did"), profile.get("handle")
+                if isinstance(did, str) and isinstance(handle, str) and handle and handle != self.INVALID:
+                    found[did] = handle
+        return found
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+            self.client = None
+
+
+def with_handle(raw: bytes, handle: str) -> bytes:
+    """``raw`` (a JSON object) with ``"_handle"`` added first; the rest stays byte for byte."""
+    body = raw.lstrip()
+    return b'{"' + HANDLE_KEY.encode() + b'":' + orjson.dumps(handle) + b"," + body[1:]
 
 
 class Relevance:
@@ -84,10 +199,15 @@ class BlueskyAgent:
         self.first_published_us: int | None = None  # of this process
         self.last_published_us: int | None = None
         self.loaded = False
+        self.handles = HandleResolver(self.settings) if self.settings.bluesky_resolve_handles else None
 
     async def run(self) -> None:
-        await supervise(self.status, self.settings, self.session,
-                        expected=(*TRANSIENT, WebSocketException, asyncio.TimeoutError))
+        try:
+            await supervise(self.status, self.settings, self.session,
+                            expected=(*TRANSIENT, WebSocketException, asyncio.TimeoutError))
+        finally:
+            if self.handles is not None:
+                await self.handles.close()
 
     async def resume_point(self) -> int | None:
         """Where to resume: the archived cursor while something published may not be
@@ -169,4 +289,8 @@ class BlueskyAgent:
         if stamp is not None:
             self.first_published_us = self.first_published_us or stamp
             self.last_published_us = max(self.last_published_us or 0, stamp)
+        if self.handles is not None and isinstance(did, str) and HANDLE_KEY not in event:
+            handle = (await self.handles.resolve([did])).get(did)
+            if handle and event:  # a non-empty object: a comma can follow the added key
+                raw = with_handle(raw, handle)
         await self.ctx.outbox.put(PLATFORM, raw, SOURCE)

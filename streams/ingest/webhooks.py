@@ -13,6 +13,16 @@ A small HTTP server (aiohttp) on ``webhook_host:webhook_port`` at ``webhook_path
   entry names the same one. The answer (200) waits until the broker has the delivery, so
   a delivery that could not be kept is answered 503 and Meta sends it again.
 
+Instagram ``mentions`` changes carry only ``media_id`` and ``comment_id``: no author, no
+text. When a token is configured (``instagram_access_token`` or, per Instagram account,
+``instagram_access_tokens``), the receiver asks the Graph API for the mentioned comment
+(``GET /{ig-user-id}?fields=mentioned_comment.comment_id(<id>){...}``) or, for a caption
+mention, the mentioned media (``mentioned_media.media_id(<id>){...}``) and adds the
+answer, as returned, under ``_completed`` in that change's ``value``; the delivery is then
+published with source ``webhook+api``. Nothing else changes. A lookup that fails (or no
+token) never holds up or drops a delivery: it is published as received, source ``webhook``,
+with one log line.
+
 Run it behind a TLS-terminating proxy: Meta delivers to https URLs only.
 """
 
@@ -25,6 +35,7 @@ import logging
 import time
 from typing import Any
 
+import httpx
 import orjson
 from aiohttp import web
 
@@ -36,6 +47,95 @@ log = logging.getLogger("streams.ingest")
 
 OBJECTS = {"page": "facebook", "instagram": "instagram"}
 SIGNATURE_HEADER = "X-Hub-Signature-256"
+COMPLETED = "_completed"  # reserved key of a change value: the Graph API's answer
+COMMENT_FIELDS = "{id,text,timestamp,username,from,media{id}}"
+MEDIA_FIELDS = "{id,caption,timestamp,username}"
+
+
+def mention_query(value: dict[str, Any]) -> str | None:
+    """The ``fields`` parameter that looks up a mention change's comment or media."""
+    comment_id, media_id = value.get("comment_id"), value.get("media_id")
+    if isinstance(comment_id, str | int) and not isinstance(comment_id, bool) and str(comment_id).strip():
+        return f"mentioned_comment.comment_id({str(comment_id).strip()}){COMMENT_FIELDS}"
+    if isinstance(media_id, str | int) and not isinstance(media_id, bool) and str(media_id).strip():
+        return f"mentioned_media.media_id({str(media_id).strip()}){MEDIA_FIELDS}"
+    return None
+
+
+def mentions_to_complete(doc: Any) -> list[tuple[str, dict[str, Any], str]]:
+    """(ig-user-id, change value, fields) of each Instagram mention change lacking ``_completed``."""
+    out: list[tuple[str, dict[str, Any], str]] = []
+    if not isinstance(doc, dict) or doc.get("object") != "instagram" or not isinstance(doc.get("entry"), list):
+        return out
+    for entry in doc["entry"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str | int) or \
+                not isinstance(entry.get("changes"), list):
+            continue
+        for change in entry["changes"]:
+            if not isinstance(change, dict) or change.get("field") != "mentions":
+                continue
+            value = change.get("value")
+            if isinstance(value, dict) and COMPLETED not in value and (fields := mention_query(value)):
+                out.append((str(entry["id"]), value, fields))
+    return out
+
+
+class MentionCompleter:
+    """Completes Instagram mention changes from the Graph API (see the module docstring)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client: httpx.AsyncClient | None = None
+        self.failures = 0
+
+    def token(self, account_id: str) -> str | None:
+        token = self.settings.instagram_access_tokens.get(account_id) or self.settings.instagram_access_token
+        return token.get_secret_value() if token is not None else None
+
+    async def complete(self, body: bytes) -> tuple[bytes, str]:
+        """The body to publish and its source: completed (``webhook+api``) or as received."""
+        if self.settings.instagram_access_token is None and not self.settings.instagram_access_tokens:
+            return body, "webhook"
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return body, "webhook"
+        wanted = mentions_to_complete(doc)
+        if not wanted:
+            return body, "webhook"
+        answers = await asyncio.gather(*(self._lookup(account, fields) for account, _, fields in wanted))
+        if not all(isinstance(a, dict) for a in answers):
+            return body, "webhook"  # all or nothing: a delivery is either as received or completed
+        for (_, value, _), answer in zip(wanted, answers, strict=True):
+            value[COMPLETED] = answer
+        return orjson.dumps(doc), "webhook+api"
+
+    async def _lookup(self, account: str, fields: str) -> dict[str, Any] | None:
+        token = self.token(account)
+        if token is None:
+            return None
+        base = self.settings.instagram_graph_url.rstrip("/")
+        url = f"{base}/{self.settings.instagram_api_version.strip('/')}/{account}"
+        try:
+            if self.client is None:
+                self.client = httpx.AsyncClient(timeout=self.settings.instagram_complete_timeout_s, trust_env=False)
+            response = await self.client.get(url, params={"fields": fields, "access_token": token})
+            if response.status_code != 200:
+                raise ValueError(f"HTTP {response.status_code}")
+            answer = orjson.loads(response.content)
+            if not isinstance(answer, dict) or not any(k in answer for k in ("mentioned_comment", "mentioned_media")):
+                raise ValueError("answer names no mentioned comment or media")
+            return answer
+        except Exception as exc:  # noqa: BLE001 - a failed lookup must never cost the delivery
+            self.failures += 1
+            log.warning("webhooks: mention of %s not completed, published as received: %s",
+                        account, str(exc)[:200] or type(exc).__name__)
+            return None
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+            self.client = None
 
 
 def signature_ok(body: bytes, header: str | None, secrets: list[bytes]) -> bool:
@@ -122,6 +222,7 @@ class Receiver:
         self.secrets = [s.get_secret_value().encode() for s in (settings.meta_app_secret,
                                                                  settings.instagram_app_secret) if s is not None]
         self.refused = 0
+        self.completer = MentionCompleter(settings)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.webhook_max_body_bytes)
@@ -158,7 +259,10 @@ class Receiver:
             # Signed by Meta but nothing we read: acknowledged so it is not sent again.
             log.info("webhooks: signed delivery ignored: %s", reason)
             return web.Response(text="ignored\n")
-        await self.outbox.put(platform, body, "webhook", via)
+        source = "webhook"
+        if platform == "instagram":
+            body, source = await self.completer.complete(body)
+        await self.outbox.put(platform, body, source, via)
         try:
             await self.commits.commit()
         except Exception as exc:  # noqa: BLE001 - Meta retries a delivery answered 503
@@ -199,3 +303,4 @@ class WebhookAgent:
             await asyncio.Event().wait()
         finally:
             await runner.cleanup()
+            await self.receiver.completer.close()

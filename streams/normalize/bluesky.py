@@ -5,6 +5,9 @@ Jetstream re-publishes repository commits as JSON. The event time is the relay's
 ``client_created_at``). Every reference (event, parent, root, subject, quote) is an AT-URI
 ``at://<did>/<collection>/<rkey>``, so a parent's author is the DID inside its URI: that
 is how a reply, like or repost names the account it concerns without any lookup.
+Handles are not in Jetstream events; when the agent resolved the author's (setting
+``bluesky_resolve_handles``) it added it at the top level as ``_handle``, read here as the
+author's handle.
 
 Its fast path, :mod:`streams.normalize.fast.bluesky`, must give exactly the same outcome: a change
 here needs its twin there (tests/unit/normalize/test_fast_path.py compares the two).
@@ -64,6 +67,7 @@ def normalize_bluesky(payload: Any, arrival: Arrival, index: AccountIndex) -> Ou
     if kind != "commit":
         return Skipped(f"jetstream event kind {kind[:40]!r} is not read")
     did = _did(event, "did")
+    handle = event.opt_text("_handle")
     time_us = event.number("time_us")
     if time_us != int(time_us):
         raise BadPayload("time_us is not an integer")
@@ -97,9 +101,9 @@ def normalize_bluesky(payload: Any, arrival: Arrival, index: AccountIndex) -> Ou
     elif operation == "create":
         record = commit.obj("record")
         if collection == POST:
-            draft, audience = _post(record, did, uri, rkey, created_at, arrival, index)
+            draft, audience = _post(record, did, uri, rkey, created_at, arrival, index, handle)
         else:
-            draft, audience = _signal(record, collection, did, uri, created_at, arrival, index)
+            draft, audience = _signal(record, collection, did, uri, created_at, arrival, index, handle)
         out.interaction(draft, audience)
     else:
         raise BadPayload(f"commit.operation {operation[:40]!r} is not create, update or delete")
@@ -108,7 +112,7 @@ def normalize_bluesky(payload: Any, arrival: Arrival, index: AccountIndex) -> Ou
 
 def _post(
     record: Node, did: str, uri: str, rkey: str, created_at: int,
-    arrival: Arrival, index: AccountIndex,
+    arrival: Arrival, index: AccountIndex, handle: str = "",
 ) -> tuple[Draft, Audience]:
     text = record.text("text")
     parent_id = root_id = parent_author = None
@@ -167,6 +171,7 @@ def _post(
             mentions_tracked=any(tracked_id(index, PLATFORM, m) for m in mentioned),
         ),
         author_id=did,
+        author_handle=handle,
         created_at=created_at,
         parent_id=parent_id,
         parent_author_id=parent_author,
@@ -185,7 +190,7 @@ def _post(
 
 def _signal(
     record: Node, collection: str, did: str, uri: str, created_at: int,
-    arrival: Arrival, index: AccountIndex,
+    arrival: Arrival, index: AccountIndex, handle: str = "",
 ) -> tuple[Draft, Audience]:
     """Likes and reposts point at a post (``subject`` strong ref); a follow at a DID."""
     target: str | None
@@ -202,6 +207,7 @@ def _signal(
         event_id=uri,
         kind=kind,
         author_id=did,
+        author_handle=handle,
         created_at=created_at,
         parent_id=parent_id,
         parent_author_id=target,

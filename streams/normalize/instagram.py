@@ -5,7 +5,10 @@ top-level comment's parent (the media) is authored by the entry's account: that 
 place where the webhook, not the payload body, names the parent's author. Its thread root
 is the media id. Comment payloads carry no time: the delivery's ``entry.time`` is used.
 A ``mentions`` change names only the media and comment ids: its author and text are
-unknown without a Graph API lookup, which a pure normalizer does not make.
+unknown without a Graph API lookup, which a pure normalizer does not make. The webhook
+receiver makes it when it can and adds the answer under ``_completed`` in the change's
+value (``{"mentioned_comment": {...}}`` or ``{"mentioned_media": {...}}``, as the Graph API
+returned it): then author, handle, text and time come from there.
 
 Its fast path, :mod:`streams.normalize.fast.webhooks`, must give exactly the same outcome: a change
 here needs its twin there (tests/unit/normalize/test_fast_path.py compares the two).
@@ -89,14 +92,28 @@ def _mention(
     media_id = value.ident("media_id")
     comment_id = value.opt_ident("comment_id")
     parent_id = media_id if comment_id else None
+    author_id = handle = text = ""
+    created_at = None
+    completed = value.opt_obj("_completed")
+    if completed is not None:
+        found = completed.opt_obj("mentioned_comment" if comment_id else "mentioned_media")
+        if found is not None:
+            sender = found.opt_obj("from")
+            author_id = (sender.opt_ident("id") if sender is not None else None) or ""
+            handle = found.opt_text("username") or (sender.opt_text("username") if sender is not None else "")
+            text = found.opt_text("text" if comment_id else "caption")
+            if found.has("timestamp"):
+                created_at = found.time_ms("timestamp")
     draft = Draft(
         platform=PLATFORM,
         event_id=comment_id or media_id,
         kind=kind_of(dm=False, parent=parent_id, quoted=None, mentions_tracked=True),
-        author_id="",
-        created_at=entry.delivery(value, "timestamp"),
+        author_id=author_id,
+        author_handle=handle,
+        created_at=entry.delivery(value, "timestamp") if created_at is None else created_at,
         parent_id=parent_id,
         root_id=media_id,
         mentioned_ids=(entry.account_id,),
+        text=text,
     )
-    out.interaction(draft, audience(PLATFORM, index, entry, arrival))
+    out.interaction(draft, audience(PLATFORM, index, entry, arrival).ids(author_id))

@@ -45,6 +45,7 @@ def fast_bluesky(payload: Any, rows: Rows) -> None:
     if type(payload) is not dict or payload.get("kind") != "commit":
         raise Fallback
     did = _did(payload.get("did"))
+    handle = opt_text(payload.get("_handle"))
     time_us = payload.get("time_us")
     if type(time_us) is int:
         created_at = time_us // 1000
@@ -66,9 +67,9 @@ def fast_bluesky(payload: Any, rows: Rows) -> None:
     if operation == "create":
         record = obj(commit.get("record"))
         if collection == POST:
-            _post(record, did, uri, rkey, created_at, rows, edit=False)
+            _post(record, did, uri, rkey, created_at, rows, edit=False, handle=handle)
         else:
-            _signal(record, collection, did, uri, created_at, rows)
+            _signal(record, collection, did, uri, created_at, rows, handle)
     elif operation == "delete":
         rows.change(ctx.audience((did,)), uri, "delete", created_at, "", did)
     elif operation == "update":
@@ -82,6 +83,7 @@ def fast_bluesky(payload: Any, rows: Rows) -> None:
 
 def _post(
     record: dict[str, Any], did: str, uri: str, rkey: str, created_at: int, rows: Rows, edit: bool,
+    handle: str = "",
 ) -> None:
     body = text(record.get("text"))
     parent_id = root_id = parent_author = None
@@ -135,7 +137,7 @@ def _post(
     rows.interaction(
         keys, uri,
         kind_of(dm=False, parent=parent_id, quoted=quoted_id, mentions_tracked=ctx.tracked_ids(mentioned)),
-        did, created_at,
+        did, created_at, author_handle=handle,
         parent_id=parent_id, parent_author_id=parent_author,
         root_id=root_id if reply is not None else uri,
         quoted_id=quoted_id, quoted_author_id=quoted_author, mentioned_ids=mentioned, text=body,
@@ -146,6 +148,7 @@ def _post(
 
 def _signal(
     record: dict[str, Any], collection: str, did: str, uri: str, created_at: int, rows: Rows,
+    handle: str = "",
 ) -> None:
     target: str | None
     if collection == FOLLOW:
@@ -157,6 +160,6 @@ def _signal(
         target = did_of_uri(parent_id)
     keys: list[Key] = rows.ctx.audience((did, target))
     rows.interaction(
-        keys, uri, kind, did, created_at, parent_id=parent_id, parent_author_id=target,
+        keys, uri, kind, did, created_at, author_handle=handle, parent_id=parent_id, parent_author_id=target,
         client_created_at=lenient_iso_ms(record.get("createdAt")),
     )

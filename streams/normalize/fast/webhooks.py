@@ -242,9 +242,21 @@ def _ig_mention(entry: _Entry, value: dict[str, Any], rows: Rows) -> None:
     media_id = ident(value.get("media_id"))
     comment_id = opt_ident(value.get("comment_id"))
     parent_id = media_id if comment_id else None
+    author_id = handle = body = ""
+    created_at = None
+    completed = opt_obj(value.get("_completed"))
+    if completed is not None:
+        found = opt_obj(completed.get("mentioned_comment" if comment_id else "mentioned_media"))
+        if found is not None:
+            sender = opt_obj(found.get("from"))
+            author_id = (opt_ident(sender.get("id")) if sender is not None else None) or ""
+            handle = opt_text(found.get("username")) or (opt_text(sender.get("username")) if sender is not None else "")
+            body = opt_text(found.get("text" if comment_id else "caption"))
+            if found.get("timestamp") is not None:
+                created_at = time_ms(found["timestamp"])
     rows.interaction(
-        rows.ctx.audience((entry.account_id,)), comment_id or media_id,
-        kind_of(dm=False, parent=parent_id, quoted=None, mentions_tracked=True), "",
-        entry.delivery(value, "timestamp"), parent_id=parent_id, root_id=media_id,
-        mentioned_ids=(entry.account_id,),
+        rows.ctx.audience((entry.account_id, author_id)), comment_id or media_id,
+        kind_of(dm=False, parent=parent_id, quoted=None, mentions_tracked=True), author_id,
+        entry.delivery(value, "timestamp") if created_at is None else created_at, author_handle=handle,
+        parent_id=parent_id, root_id=media_id, mentioned_ids=(entry.account_id,), text=body,
     )
