@@ -13,8 +13,6 @@ Mounted on the CLI by :func:`register_report`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,9 +22,8 @@ from clickhouse_connect.driver.client import Client as StoreClient
 from rich.console import Console
 from rich.table import Table
 
-from streams.embedded.stackfile import read_stack
 from streams.settings import Settings
-from streams.store.client import connect
+from streams.store.client import store_for
 
 # One query per table, grouped by client and account WITH ROLLUP (account_id '' is the
 # client's line; the grand total row, client_id '', is dropped).
@@ -99,30 +96,6 @@ def _clean(name: str, value: Any, values: dict[str, Any]) -> Any:
     return int(value or 0)
 
 
-@contextmanager
-def store_for(settings: Settings, console: Console) -> Iterator[StoreClient]:
-    """A client on the running stack's store, or on the data dir's store opened here."""
-    server = None
-    if settings.store_url:
-        url = settings.store_url
-    elif (info := read_stack(settings.data_dir)) is not None:
-        url = info.store_url
-    else:
-        from streams.embedded.store import StoreServer
-
-        console.print(f"no stack runs for {settings.data_dir}; opening its store directly", style="dim")
-        server = StoreServer(Path(settings.data_dir) / "store")
-        server.start()
-        url = server.url
-    try:
-        client = connect(url, settings)
-        try:
-            yield client
-        finally:
-            client.close()
-    finally:
-        if server is not None:
-            server.stop()
 
 
 def _duration(seconds: float | None) -> str:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlparse
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from rich.console import Console
 
 from streams.embedded.stackfile import read_stack
 from streams.errors import StackError
@@ -64,3 +68,33 @@ def connect(url: str, settings: Settings, database: str | None = "", **kwargs: o
 def open_store(settings: Settings) -> Client:
     """Client on Rapport's database in the configured or running store."""
     return connect(store_url(settings), settings)
+
+
+@contextmanager
+def store_for(settings: Settings, console: Console) -> Iterator[Client]:
+    """A client on the configured or running stack's store, or on the data dir's store opened here.
+
+    Commands that only read (`rapport query`, `rapport report`) work without a running
+    stack: the store is then served by this process for as long as the client is open.
+    """
+    server = None
+    if settings.store_url:
+        url = settings.store_url
+    elif (info := read_stack(settings.data_dir)) is not None:
+        url = info.store_url
+    else:
+        from streams.embedded.store import StoreServer
+
+        console.print(f"no stack runs for {settings.data_dir}; opening its store directly", style="dim")
+        server = StoreServer(Path(settings.data_dir) / "store")
+        server.start()
+        url = server.url
+    try:
+        client = connect(url, settings)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        if server is not None:
+            server.stop()
