@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -19,6 +21,24 @@ from streams.ingest.simulate import Simulator
 from streams.ingest.simulate_cmd import pump
 from streams.settings import Settings
 from streams.store.client import connect
+
+DEMO_HOUR_UTC = 14  # 09:00 in New York, 15:00 in Berlin: most business hours are open
+
+
+def demo_start_ms(now_s: float) -> int:
+    """Event time the demo's simulated day starts at: the latest past weekday, 14:00 UTC.
+
+    Brands answer only within business hours, so a demo started at night on the wall
+    clock would show people talking and nobody answering. The simulated traffic runs on a
+    recent business afternoon instead; its deadlines are swept on event time (the accounts
+    are not "live"), exactly as for a replay of history.
+    """
+    day = datetime.fromtimestamp(now_s, tz=UTC).date()
+    while True:
+        start = datetime.combine(day, clock_time(DEMO_HOUR_UTC), tzinfo=UTC)
+        if start.weekday() < 5 and start.timestamp() < now_s - 3 * 3600:
+            return int(start.timestamp() * 1000)
+        day -= timedelta(days=1)
 
 
 def run_demo(settings: Settings, *, duration: float | None, headless: bool, rate: float, seed: int,
@@ -37,7 +57,8 @@ def run_demo(settings: Settings, *, duration: float | None, headless: bool, rate
                       f"logs {stack.data_dir / 'logs'}")
         stop = threading.Event()
         publisher = Publisher(settings, stack.broker_url)
-        sim = Simulator(clients, seed=seed, mean_gap_ms=max(1, int(1000 / rate)))
+        sim = Simulator(clients, seed=seed, start_ms=demo_start_ms(time.time()),
+                        mean_gap_ms=max(1, int(1000 / rate)))
         feeder = threading.Thread(target=pump, args=(publisher, sim, rate), kwargs={"stop": stop},
                                   daemon=True, name="simulator")
         feeder.start()
