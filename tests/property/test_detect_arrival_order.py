@@ -25,6 +25,7 @@ from streams.detect.business_time import BusinessCalendar
 from streams.detect.responses import ALERT_WITHDRAWN
 from streams.detect.rows import Updates
 from streams.interaction import Change, Interaction
+from tests.support.interactions import interaction
 
 MIN = 60_000
 NY = ZoneInfo("America/New_York")
@@ -41,36 +42,6 @@ CLIENT = Client(
 CALENDAR = BusinessCalendar.from_client(CLIENT)
 
 
-def interaction(platform: str, eid: str, kind: str, author: str, at: int, **fields: object) -> Interaction:
-    base: dict[str, object] = dict(
-        client_id="c",
-        account_id="acct",
-        platform=platform,
-        event_id=eid,
-        kind=kind,
-        author_id=author,
-        author_handle="",
-        parent_id=None,
-        parent_author_id=None,
-        root_id=None,
-        quoted_id=None,
-        quoted_author_id=None,
-        recipient_id=None,
-        mentioned_ids=(),
-        text="",
-        lang="",
-        url="",
-        created_at=at,
-        client_created_at=None,
-        ingested_at=at,
-        source="stream",
-        deleted=False,
-        edited_at=None,
-        raw_key="",
-        version=1,
-    )
-    base.update(fields)
-    return Interaction(**base)  # type: ignore[arg-type]
 
 
 @st.composite

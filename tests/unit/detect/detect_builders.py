@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from streams.clients import Client, TrackedAccount
 from streams.interaction import Change, Interaction
+from tests.support.interactions import interaction
 
 WEEKDAYS_9_17 = {d: "09:00-17:00" for d in ("mon", "tue", "wed", "thu", "fri")}
 
@@ -50,13 +51,9 @@ def make_msg(
     handle: str | None = None,
     account: str = "acct",
 ) -> Interaction:
-    return Interaction(
-        client_id="c",
+    return interaction(
+        platform, eid, kind, author, at,
         account_id=account,
-        platform=platform,
-        event_id=eid,
-        kind=kind,
-        author_id=author,
         author_handle=author if handle is None else handle,
         parent_id=parent,
         parent_author_id=pa,
@@ -65,17 +62,6 @@ def make_msg(
         quoted_author_id=quoted_author,
         recipient_id=recipient,
         mentioned_ids=mentions,
-        text="",
-        lang="",
-        url="",
-        created_at=at,
-        client_created_at=None,
-        ingested_at=at,
-        source="stream",
-        deleted=False,
-        edited_at=None,
-        raw_key="",
-        version=1,
     )
 
 
