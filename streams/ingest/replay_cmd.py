@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import orjson
@@ -16,7 +15,7 @@ from streams.embedded.supervisor import Stack
 from streams.errors import ConfigError
 from streams.ingest.publisher import Publisher
 from streams.ingest.replay import replay_file
-from streams.normalize.base import raw_key_of
+from streams.normalize.base import raw_key_of, raw_key_of_json
 from streams.settings import Settings
 from streams.store.client import broker_url, connect, store_url
 from streams.topics import INTERACTIONS, raw_topic
@@ -30,7 +29,7 @@ def line_key(line: bytes) -> str:
     try:
         return raw_key_of(orjson.loads(data))
     except orjson.JSONDecodeError:
-        return hashlib.blake2b(data, digest_size=16).hexdigest()
+        return raw_key_of_json(data)
 
 
 def summarize(settings: Settings, url: str, keys: list[str]) -> dict[str, int]:

@@ -15,7 +15,6 @@ cyclic garbage collector is held off for the batch.
 from __future__ import annotations
 
 import gc
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -139,7 +138,7 @@ def _normalize_record(rec: RawRecord, index: AccountIndex, now_ms: int, out: Nor
         text = rec.value.decode("utf-8", errors="replace")
         reason = error or "undecodable"
         out.dead_letters.append(_dead(rec, text, reason, received_at))
-        raw_key = hashlib.blake2b(rec.value, digest_size=16).hexdigest()
+        raw_key = raw_key_of_json(rec.value)  # not JSON: the key hashes the bytes as received
         out.archive_rows.append([
             rec.platform, raw_key, text, source, received_at, now_ms, rec.topic,
             rec.partition, rec.offset, "dead", reason, 0, via_account or "",
