@@ -30,9 +30,13 @@ class OutputFormat(StrEnum):
 
 
 def _settings(data_dir: Path | None, clients: Path | None) -> Settings:
+    from streams.embedded.lifecycle import watch_supervisor
+
     settings = load_settings(data_dir=data_dir, clients=clients)
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.supervisor_pid is not None:  # started by a Rapport process: die with it
+        watch_supervisor(settings.supervisor_pid)
     return settings
 
 

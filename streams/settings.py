@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     app_id: str = Field("rapport", description="Faust app id (the consumer group).")
     worker_web_port: int | None = Field(None, description="Faust web port; default: disabled.")
     log_level: str = "INFO"
+    supervisor_pid: int | None = Field(
+        None, description="Set by the starting Rapport process: stop once it is gone (not for users).")
+    ready_fd: int | None = Field(
+        None, description="Set by the starting Rapport process: pipe to say 'started' on (not for users).")
 
     def masked(self) -> dict[str, Any]:
         """All settings as a dict with secrets masked, fit for logs."""

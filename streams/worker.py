@@ -37,6 +37,7 @@ def run_worker(settings: Settings, clients: ClientsFile, broker_url: str, store_
     from streams.agents import metrics as metrics_mod
     from streams.agents.context import WorkerContext, durably
     from streams.app import create_app
+    from streams.embedded.lifecycle import signal_ready
     from streams.store.writer import TableWriter
 
     # Large decoded batches make the cyclic GC expensive (shared/notes/throughput.md);
@@ -62,6 +63,11 @@ def run_worker(settings: Settings, clients: ClientsFile, broker_url: str, store_
         rows = ctx.metrics.drain(highwater)
         if rows:
             await durably(lambda: metrics_writer.write(rows), "writing pipeline metrics")
+
+    @app.task
+    async def report_started() -> None:
+        """Agents and timers run (faust starts app tasks once the app is up): say so."""
+        signal_ready(settings.ready_fd)
 
     gc.freeze()
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)

@@ -2,13 +2,18 @@
 
 Each test gets its own namespace on them (topic prefix, database, consumer group), so the
 suite stays fast on 2 cores while every integration test talks to the real programs.
+
+Every process the run starts carries the run's token (tests/support/procs.py); at the end
+of the run, one still alive fails the run by name (and is killed), so a leak cannot hide.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +24,28 @@ from streams.kafka_admin import ensure_topics
 from streams.settings import Settings
 from streams.store.migrations import migrate
 from streams.topics import full_names
+from tests.support.procs import RUN_VAR, kill_all, wait_gone
 from tests.support.stack import REPO, Namespace, stop_process, unique_name
 
 EXAMPLE_CLIENTS = REPO / "clients.example.toml"
+os.environ[RUN_VAR] = uuid.uuid4().hex  # inherited by every process this run spawns
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a process it started is still alive once every fixture has ended."""
+    left = wait_gone(RUN_VAR, os.environ[RUN_VAR], timeout_s=20.0)
+    if not left:
+        return
+    kill_all(left)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"{len(left)} process(es) started by this test run outlived it (now killed):"]
+    lines += [f"  pid {pid}: {cmd}" for pid, cmd in sorted(left.items())]
+    if reporter is not None:
+        for line in lines:
+            reporter.write_line(line, red=True)
+    else:
+        print("\n".join(lines), file=sys.stderr)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

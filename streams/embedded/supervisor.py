@@ -2,22 +2,27 @@
 
 Order matters: the store first (durability lives there), migrations, then the broker and
 its topics, then re-publishing from the archive what the store has not processed (the
-broker starts empty every time), then the workers. A worker that dies is restarted; the
-broker or the store dying stops the stack, loudly.
+broker starts empty every time), then the workers and ingest agents. ``stack.json`` is
+written last, once every worker and agent has said it started (its ready pipe) and the
+stack's lines are printed, so a script that waits for the file finds a started stack. A
+worker that dies is restarted; the broker or the store dying stops the stack, loudly.
+SIGINT, SIGTERM and SIGHUP stop it cleanly (streams/embedded/lifecycle.py).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 from streams.clients import load_clients
 from streams.embedded.broker import Broker
-from streams.embedded.children import first_line, spawn, stop
+from streams.embedded.children import Child, first_line, spawn, stop, wait_ready
+from streams.embedded.lifecycle import ignoring_signals, stop_on_signals
 from streams.embedded.republish import republish_unprocessed
 from streams.embedded.stackfile import StackInfo, clear_stack, read_stack, write_stack
 from streams.errors import ConfigError, StackError
@@ -30,10 +35,6 @@ from streams.store.migrations import migrate
 from streams.topics import full_names
 
 log = logging.getLogger(__name__)
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 class Stack:
@@ -50,25 +51,32 @@ class Stack:
         self.broker = Broker(port=broker_port, log_path=self.data_dir / "logs" / "broker.log")
         self.store_port = store_port
         self.store_proc: subprocess.Popen[bytes] | None = None
-        self.workers: list[subprocess.Popen[bytes]] = []
+        self.workers: list[Child] = []
         # Ingest agents: off for demo, replay --drain, bench and tests (they bring their own
         # traffic); `rapport up` turns them on.
         self.ingest = ingest
-        self.agents: dict[str, tuple[AgentSpec, subprocess.Popen[bytes]]] = {}
+        self.agents: dict[str, tuple[AgentSpec, Child]] = {}
         self.agent_notes: list[str] = []
         self.store_url = ""
         self.republished = 0
+        self._signals = ExitStack()
 
     @property
     def broker_url(self) -> str:
         return self.broker.url
 
-    def start(self) -> None:
+    def start(self, announce: Callable[[str], None] | None = None) -> None:
+        """Start every piece; ``announce`` gets :meth:`lines` before ``stack.json`` is written.
+
+        From here until :meth:`stop`, SIGTERM and SIGHUP interrupt like Ctrl-C, so whoever
+        runs the stack reaches its ``finally``/``with`` exit and stops it.
+        """
         running = read_stack(self.data_dir)
         if running is not None and running.pid != os.getpid():
             raise StackError(f"a stack already runs for {self.data_dir} (pid {running.pid}); "
                              "stop it first or use another --data-dir")
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self._signals.enter_context(stop_on_signals())
         try:
             self._start_store()
             migrate(self.store_url, self.settings)
@@ -77,13 +85,46 @@ class Stack:
                           self.settings.replication_factor)
             self._republish()
             for i in range(self.workers_wanted):
-                self.workers.append(self._spawn_worker(i))
+                self.workers.append(self._spawn_worker(i, ready=True))
             if self.ingest:
                 self._start_agents()
+            self._wait_started()
+            if announce is not None:
+                for line in self.lines():
+                    announce(line)
             write_stack(self.data_dir, StackInfo(self.broker.url, self.store_url, os.getpid()))
         except BaseException:
             self.stop()
             raise
+
+    def _wait_started(self) -> None:
+        """Every worker and agent has said it started; a worker that did not stops the start."""
+        logs = self.data_dir / "logs"
+        children = {f"worker {i}": (proc, logs / f"worker-{i}.log") for i, proc in enumerate(self.workers)}
+        children.update({f"ingest agent {name}": (proc, logs / f"ingest-{name}.log")
+                         for name, (_, proc) in self.agents.items()})
+        failed = wait_ready(children)
+        for name, reason in failed.items():
+            if name.startswith("worker"):
+                raise StackError(reason)
+        for name, (_, proc) in list(self.agents.items()):
+            if f"ingest agent {name}" not in failed:
+                continue
+            self.agent_notes.append(f"{name}: did not start (exit {proc.poll()}); see {logs / f'ingest-{name}.log'}")
+            if proc.poll() == 2:  # missing configuration: restarting would only loop
+                del self.agents[name]
+
+    def lines(self) -> list[str]:
+        """What a user is told about the started stack (`rapport up` prints these)."""
+        out = [f"store   {self.store_url}  (data: {self.data_dir / 'store'})",
+               f"broker  {self.broker_url}  (topics prefix {self.settings.topic_prefix}.)",
+               f"workers {len(self.workers)}  (logs: {self.data_dir / 'logs'})"]
+        out += [f"ingest  {note}" for note in self.agent_notes]
+        out += [f"ingest  {name} agent running (status: {self.data_dir / 'agents' / (name + '.json')})"
+                for name in self.agents]
+        if self.republished:
+            out.append(f"re-published {self.republished} archived payloads not yet processed")
+        return out
 
     def _start_store(self) -> None:
         log_path = self.data_dir / "logs" / "store.log"
@@ -119,17 +160,17 @@ class Stack:
     def _start_agents(self) -> None:
         specs, self.agent_notes = planned_agents(self.settings, self.clients)
         for spec in specs:
-            self.agents[spec.name] = (spec, self._spawn_agent(spec))
+            self.agents[spec.name] = (spec, self._spawn_agent(spec, ready=True))
 
-    def _spawn_agent(self, spec: AgentSpec) -> subprocess.Popen[bytes]:
-        return spawn(spec.argv, self.data_dir / "logs" / f"ingest-{spec.name}.log", env=self._env())
+    def _spawn_agent(self, spec: AgentSpec, ready: bool = False) -> Child:
+        return spawn(spec.argv, self.data_dir / "logs" / f"ingest-{spec.name}.log", env=self._env(), ready=ready)
 
     def add_worker(self) -> None:
         """Start one more worker process (it joins the same consumer group)."""
         self.workers.append(self._spawn_worker(len(self.workers)))
 
-    def _spawn_worker(self, i: int) -> subprocess.Popen[bytes]:
-        return spawn(["worker"], self.data_dir / "logs" / f"worker-{i}.log", env=self._env())
+    def _spawn_worker(self, i: int, ready: bool = False) -> Child:
+        return spawn(["worker"], self.data_dir / "logs" / f"worker-{i}.log", env=self._env(), ready=ready)
 
     def check(self) -> None:
         """Restart dead workers; raise if the broker or the store died."""
@@ -160,21 +201,27 @@ class Stack:
         return True
 
     def stop(self) -> None:
-        for _, proc in self.agents.values():
-            stop(proc)
-        self.agents = {}
-        for proc in self.workers:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.workers:
-            stop(proc)
-        self.workers = []
-        self.broker.stop()
-        stop(self.store_proc)
-        self.store_proc = None
-        info = read_stack(self.data_dir)
-        if info is None or info.pid == os.getpid():
-            clear_stack(self.data_dir)
+        """Stop everything, agents and workers first (in parallel), then the broker and the store.
+
+        Stop signals are ignored meanwhile: a second Ctrl-C or SIGTERM cannot abandon a
+        half-stopped stack (each child's wait is bounded, then it is killed).
+        """
+        with ignoring_signals():
+            children = [proc for _, proc in self.agents.values()] + self.workers
+            for proc in children:
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in children:
+                stop(proc)
+            self.agents = {}
+            self.workers = []
+            self.broker.stop()
+            stop(self.store_proc)
+            self.store_proc = None
+            info = read_stack(self.data_dir)
+            if info is None or info.pid == os.getpid():
+                clear_stack(self.data_dir)
+        self._signals.close()
 
     def __enter__(self) -> Stack:
         self.start()
@@ -184,28 +231,17 @@ class Stack:
         self.stop()
 
 
-def run_up(settings: Settings, workers: int, announce: object = print, store_port: int = 0,
+def run_up(settings: Settings, workers: int, announce: Callable[[str], None] = print, store_port: int = 0,
            broker_port: int = 0, ingest: bool = True) -> int:
-    """Foreground supervisor loop of `rapport up`; Ctrl-C or SIGTERM stops everything cleanly."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    """Foreground supervisor loop of `rapport up`; Ctrl-C, SIGTERM or SIGHUP stops everything cleanly."""
     stack = Stack(settings, workers=workers, store_port=store_port, broker_port=broker_port, ingest=ingest)
-    stack.start()
-    say = announce if callable(announce) else print
-    say(f"store   {stack.store_url}  (data: {stack.data_dir / 'store'})")
-    say(f"broker  {stack.broker_url}  (topics prefix {settings.topic_prefix}.)")
-    say(f"workers {workers}  (logs: {stack.data_dir / 'logs'})")
-    for note in stack.agent_notes:
-        say(f"ingest  {note}")
-    for name in stack.agents:
-        say(f"ingest  {name} agent running (status: {stack.data_dir / 'agents' / (name + '.json')})")
-    if stack.republished:
-        say(f"re-published {stack.republished} archived payloads not yet processed")
+    stack.start(announce=announce)
     try:
         while True:
             stack.check()
             time.sleep(0.5)
     except KeyboardInterrupt:
-        say("stopping")
+        announce("stopping")
         return 0
     finally:
         stack.stop()

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from streams.clients import ClientsFile, load_clients
+from streams.embedded.lifecycle import watch_supervisor
 from streams.errors import ConfigError, RapportError
 from streams.ingest.plan import AGENTS, readiness
 from streams.ingest.runtime import Agent, Context, run_agent
@@ -66,6 +67,8 @@ def start(name: str, make: Callable[[Context], Agent], data_dir: Path | None, cl
     try:
         settings = load_settings(data_dir=data_dir, clients=clients, **overrides)
         _configure_logging(settings)
+        if settings.supervisor_pid is not None:  # started by `rapport up`: die with it
+            watch_supervisor(settings.supervisor_pid)
         clients_file = _clients(settings)
         ok, notes = readiness(name, settings, clients_file)
         if not ok:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from streams.clients import ClientsFile
+from streams.embedded.lifecycle import signal_ready
 from streams.ingest.agent import Outbox, Status, report_status, status_path, write_status
 from streams.ingest.cursors import ArchiveCursors
 from streams.settings import Settings
@@ -54,6 +55,8 @@ async def run_agent(make: Callable[[Context], Agent], name: str, settings: Setti
     tasks = [asyncio.create_task(agent.run(), name=f"{name}-agent"),
              asyncio.create_task(outbox.pump(), name=f"{name}-outbox"),
              asyncio.create_task(report_status(status, path, settings), name=f"{name}-status")]
+    write_status(path, status)  # "starting": the file exists before anyone is told we started
+    signal_ready(settings.ready_fd)  # started, not connected: the platform may not answer yet
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:

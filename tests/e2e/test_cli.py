@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
@@ -18,6 +17,7 @@ from streams.drain import wait_drained
 from streams.embedded.stackfile import read_stack
 from streams.ingest.simulate import Simulator
 from streams.topics import INTERACTIONS, raw_topic
+from tests.support.procs import descendants, pids_gone, wait_for_stack
 from tests.support.stack import REPO
 
 pytestmark = pytest.mark.e2e
@@ -68,10 +68,7 @@ def _start_up(data: Path, log: Path) -> subprocess.Popen[bytes]:
     out = open(log, "ab")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "up", "--no-ingest", "--data-dir", str(data),
                              "--clients", str(CLIENTS)], stdout=out, stderr=out, cwd=REPO, start_new_session=True)
-    deadline = time.monotonic() + 90
-    while read_stack(data) is None:
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.2)
+    wait_for_stack(proc, data, log)
     return proc
 
 
@@ -104,12 +101,14 @@ def test_up_killed_and_restarted_loses_and_duplicates_nothing(tmp_path: Path) ->
         assert before > 0
         # Now kill the whole process group mid-stream: publish more and SIGKILL at once.
         rapport("replay", str(f2), "--platform", "reddit", "--source", "listen:r/acme", data_dir=data)
+        kids = descendants(up.pid)
         os.killpg(up.pid, signal.SIGKILL)
         up.wait()
     finally:
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGKILL)
-    time.sleep(1)
+    # The next `up` needs the store's data path: wait for the old processes, not a guess.
+    assert pids_gone(kids, timeout_s=30) == set()
     up = _start_up(data, log)  # empty broker: re-publishes what the archive holds but the store lacks
     try:
         _drain(data)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,61 +14,30 @@ import pytest
 from streams.embedded.children import first_line
 from streams.embedded.ports import free_port
 from streams.embedded.stackfile import read_stack
+from tests.support.procs import CASE_VAR, case_env, descendants, pids_gone, rapport_popen, wait_for_stack, wait_gone
 from tests.support.stack import REPO
 
 pytestmark = pytest.mark.e2e
 
 
-def _descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    out: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.add(child)
-            todo.append(child)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _wait_gone(pids: set[int], timeout_s: float = 15.0) -> set[int]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        left = {p for p in pids if _alive(p)}
-        if not left:
-            return set()
-        time.sleep(0.2)
-    return {p for p in pids if _alive(p)}
-
-
 def test_broker_child_dies_with_sigkilled_parent(tmp_path: Path) -> None:
     log = tmp_path / "broker.log"
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "broker", "--data-dir", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=open(log, "wb"), cwd=REPO)  # noqa: SIM115
-    url = first_line(proc, "rapport broker", log)
-    assert url.startswith("kafka://127.0.0.1:")
-    kids = _descendants(proc.pid)
-    assert kids, "the Tansu child should be running"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert _wait_gone(kids) == set()
+    with case_env() as env, open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "broker", "--data-dir", str(tmp_path)],
+                                stdout=subprocess.PIPE, stderr=err, cwd=REPO, env=env)
+        try:
+            url = first_line(proc, "rapport broker", log)
+            assert url.startswith("kafka://127.0.0.1:")
+            kids = descendants(proc.pid)
+            assert kids, "the Tansu child should be running"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            assert pids_gone(kids) == set()
+            assert wait_gone(CASE_VAR, env[CASE_VAR]) == {}
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def test_up_children_die_when_up_is_sigkilled(tmp_path: Path) -> None:
@@ -76,23 +45,85 @@ def test_up_children_die_when_up_is_sigkilled(tmp_path: Path) -> None:
 
     Jetstream needs no credential, so the Bluesky agent starts: it is pointed at a dead
     loopback port (no traffic leaves the machine); the others lack credentials and say so.
+    The stack file is written only once every worker and agent said it started and the
+    stack's lines are printed, so everything asserted here holds the moment it appears.
     """
-    data = tmp_path / "data"
-    log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAPPORT_")}
-    env["RAPPORT_BLUESKY_JETSTREAM_URL"] = f"ws://127.0.0.1:{free_port()}/subscribe"
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "up", "--data-dir", str(data), "--clients",
-                             str(REPO / "clients.example.toml")], stdout=log, stderr=log, cwd=REPO, env=env)
-    deadline = time.monotonic() + 90
-    while read_stack(data) is None:
-        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "up.log").read_text()
-        time.sleep(0.2)
-    kids = _descendants(proc.pid)
-    assert len(kids) >= 4  # store, broker, worker, the bluesky agent
-    text = (tmp_path / "up.log").read_text()
-    assert "bluesky agent running" in text
-    assert "RAPPORT_X_BEARER_TOKEN is not set" in text
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert _wait_gone(kids) == set()
-    assert read_stack(data) is None  # a stale stack file is not taken for a running stack
+    data, log = tmp_path / "data", tmp_path / "up.log"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RAPPORT_")}
+    base["RAPPORT_BLUESKY_JETSTREAM_URL"] = f"ws://127.0.0.1:{free_port()}/subscribe"
+    with case_env(base) as env:
+        proc = rapport_popen(["up", "--data-dir", str(data), "--clients", str(REPO / "clients.example.toml")],
+                             log, env)
+        try:
+            wait_for_stack(proc, data, log)
+            kids = descendants(proc.pid)
+            assert len(kids) >= 4  # store, broker, worker, the bluesky agent
+            text = log.read_text()
+            assert "bluesky agent running" in text
+            assert "RAPPORT_X_BEARER_TOKEN is not set" in text
+            status = json.loads((data / "agents" / "bluesky.json").read_text())
+            assert status["state"] != "stopped"  # started (its platform does not answer: a dead port)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            assert pids_gone(kids) == set()
+            assert wait_gone(CASE_VAR, env[CASE_VAR]) == {}
+            assert read_stack(data) is None  # a stale stack file is not taken for a running stack
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+STUBBORN_CHILD = """
+import signal, sys, time
+from streams.embedded.lifecycle import watch_supervisor
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a graceful stop that never ends
+watch_supervisor(int(sys.argv[1]), grace_s=1.0, poll_s=0.1)
+print("child up", flush=True)
+time.sleep(600)
+"""
+
+PARENT = """
+import os, subprocess, sys, time
+from streams.embedded.lifecycle import die_with_parent
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1], str(os.getpid())], preexec_fn=die_with_parent)
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_child_whose_stop_hangs_still_dies_with_its_starter(tmp_path: Path) -> None:
+    """The death signal is a SIGTERM; a child that cannot finish its stop exits by its watchdog."""
+    with case_env() as env:
+        parent = subprocess.Popen([sys.executable, "-c", PARENT, STUBBORN_CHILD], stdout=subprocess.PIPE,
+                                  cwd=REPO, env=env)
+        try:
+            assert parent.stdout is not None
+            child = int(parent.stdout.readline())
+            parent.kill()
+            parent.wait()
+            assert pids_gone({child}, timeout_s=15) == set()
+            assert wait_gone(CASE_VAR, env[CASE_VAR]) == {}
+        finally:
+            if parent.poll() is None:
+                parent.kill()
+                parent.wait()
+
+
+def test_a_worker_started_for_a_gone_supervisor_stops(tmp_path: Path) -> None:
+    """`RAPPORT_SUPERVISOR_PID` arms the watchdog in every command (here `rapport worker`)."""
+    with case_env() as env:
+        env["RAPPORT_SUPERVISOR_PID"] = "1"  # never our parent: we count as orphaned at once
+        env["RAPPORT_BROKER_URL"] = f"kafka://127.0.0.1:{free_port()}"
+        env["RAPPORT_STORE_URL"] = f"http://127.0.0.1:{free_port()}"
+        env["RAPPORT_CLIENTS"] = str(REPO / "clients.example.toml")
+        env["RAPPORT_DATA_DIR"] = str(tmp_path / "data")
+        log = tmp_path / "worker.log"
+        proc = rapport_popen(["worker"], log, env)
+        try:
+            proc.wait(60)
+            assert "is gone; stopping" in log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

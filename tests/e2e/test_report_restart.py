@@ -29,6 +29,7 @@ from streams.store.client import connect
 from streams.topics import INTERACTIONS, raw_topic
 from tests.e2e.test_report_reddit import rapport_cmd
 from tests.support.detect_check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
+from tests.support.procs import descendants, pids_gone, wait_for_stack
 from tests.support.stack import REPO
 
 pytestmark = pytest.mark.e2e
@@ -39,10 +40,7 @@ def start_up(data: Path, log: Path) -> subprocess.Popen[bytes]:
     out = open(log, "ab")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "up", "--data-dir", str(data), "--clients",
                              str(CLIENTS)], stdout=out, stderr=out, cwd=REPO, start_new_session=True)
-    deadline = time.monotonic() + 90
-    while read_stack(data) is None:
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.2)
+    wait_for_stack(proc, data, log)
     return proc
 
 
@@ -72,12 +70,14 @@ def test_stack_killed_and_restarted_ends_with_the_recomputed_tables(tmp_path: Pa
         publish(data, events[:2500])
         drain(data)
         publish(data, events[2500:])  # and kill at once, mid-stream
+        kids = descendants(up.pid)
         os.killpg(up.pid, signal.SIGKILL)
         up.wait()
     finally:
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGKILL)
-    time.sleep(1)
+    # The next `up` needs the store's data path: wait for the old processes, not a guess.
+    assert pids_gone(kids, timeout_s=30) == set()
     up = start_up(data, log)
     try:
         drain(data)

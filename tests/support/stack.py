@@ -48,6 +48,7 @@ class Namespace:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
         env = dict(os.environ)
         env.update(self.env())
+        env["RAPPORT_SUPERVISOR_PID"] = str(os.getpid())  # the worker's orphan watchdog: die with pytest
         return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], stdout=log, stderr=log,
                                 env=env, cwd=REPO, start_new_session=True,
                                 preexec_fn=die_with_parent)  # no orphan when pytest is killed
