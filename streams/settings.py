@@ -27,6 +27,8 @@ class Settings(BaseSettings):
         None, description="ClickHouse HTTP URL, e.g. http://localhost:8123; default: the running stack's."
     )
     store_database: str = Field("rapport", description="ClickHouse database holding Rapport's tables.")
+    store_max_query_bytes: int = Field(
+        1 << 20, ge=4096, description="Longest statement a Rapport client sends; longer is refused, naming its caller.")
     store_user: str = "default"
     store_password: SecretStr = SecretStr("")
     topic_prefix: str = Field("rapport", description="Prefix of every topic name; isolates tenants and tests.")

@@ -5,12 +5,17 @@ leading columns of every sort key) and reads ``FINAL`` state. Results come back 
 ``JSONCompactEachRow`` with times as epoch ms, so rows become records without a per-value
 conversion in Python. Id lists are rendered into the SQL body (POSTed), never into URL
 parameters: a woken thread can name thousands of ids.
+
+No statement grows with its input: id lists, minute lists and account scopes are cut into
+chunks under a byte budget derived from the client's bound (streams/store/bounded.py), and
+a lookup too big for one statement becomes several. A backlog of millions of events then
+costs more statements, never a statement the server refuses (QUERY_IS_TOO_LARGE).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -19,10 +24,12 @@ from clickhouse_connect.driver.client import Client as StoreClient
 from streams.detect.responses import NEVER
 from streams.detect_io.tables import ROLLUP_TABLE, TABLES, Row, StoreKey, TableSpec, store_key
 from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS, SIGNAL_KINDS, Change, Interaction
+from streams.store.bounded import DEFAULT_MAX_QUERY_BYTES
 
 log = logging.getLogger(__name__)
 
-# Woken threads and rollup scopes name many ids in the SQL text: allow long statements.
+# Statements stay under the client's bound (1 MiB by default); the server's parser limit
+# (256 KiB by default) is raised above any bound a client may be given.
 _BIG_QUERY = {"max_query_size": 64 * 1024 * 1024}
 _SETTINGS = {"output_format_json_quote_64bit_integers": 0, **_BIG_QUERY}
 _SIGNALS = "(" + ", ".join(f"'{k}'" for k in sorted(SIGNAL_KINDS)) + ")"
@@ -54,6 +61,39 @@ def quote_list(values: Iterable[str]) -> str:
     return f"(SELECT arrayJoin(splitByChar('\\x1F', {quote(_SEP.join(items))})))"
 
 
+def chunked(values: Iterable[str], budget: int) -> Iterator[list[str]]:
+    """Sorted, de-duplicated ``values`` in runs whose quoted text stays within ``budget`` bytes."""
+    run: list[str] = []
+    size = 0
+    for value in sorted(set(values)):
+        cost = len(value.encode()) + 4  # quotes, separator, a little for escapes
+        if run and size + cost > budget:
+            yield run
+            run, size = [], 0
+        run.append(value)
+        size += cost
+    if run:
+        yield run
+
+
+def packed(terms: Iterable[str], budget: int) -> Iterator[list[str]]:
+    """``terms`` grouped so that each group's joined text stays within ``budget`` bytes.
+
+    A single term over the budget is a group of its own (its builder chunks what it holds).
+    """
+    group: list[str] = []
+    size = 0
+    for term in terms:
+        cost = len(term.encode()) + 4
+        if group and size + cost > budget:
+            yield group
+            group, size = [], 0
+        group.append(term)
+        size += cost
+    if group:
+        yield group
+
+
 def _select_list(cols: Sequence[str], blank: frozenset[str] = frozenset()) -> str:
     out = []
     for c in cols:
@@ -71,6 +111,21 @@ _CHANGES_SELECT = _select_list(CHANGE_COLUMNS, _BLANK)
 _MENTIONED = INTERACTION_COLUMNS.index("mentioned_ids")
 
 
+def _minute_runs(minutes: list[int], budget: int) -> Iterator[list[int]]:
+    """Sorted minute numbers in runs whose rendered list stays within ``budget`` bytes."""
+    run: list[int] = []
+    size = 0
+    for minute in minutes:
+        cost = len(str(minute)) + 2
+        if run and size + cost > budget:
+            yield run
+            run, size = [], 0
+        run.append(minute)
+        size += cost
+    if run:
+        yield run
+
+
 def _account(client_id: str, account_id: str) -> str:
     return f"client_id = {quote(client_id)} AND account_id = {quote(account_id)}"
 
@@ -80,6 +135,11 @@ class DetectStore:
 
     def __init__(self, client: StoreClient) -> None:
         self.client = client
+        bound = int(getattr(client, "max_query_bytes", DEFAULT_MAX_QUERY_BYTES))
+        # One id list is at most an eighth of a statement (a term may quote its list twice,
+        # and the rollup statement holds its scope twice); terms fill at most a quarter.
+        self.list_budget = max(1024, bound // 8)
+        self.terms_budget = max(2048, bound // 4)
 
     def rows(self, sql: str) -> list[list[Any]]:
         raw = self.client.raw_query(sql, settings=_SETTINGS, fmt="JSONCompactEachRow")
@@ -112,14 +172,17 @@ class DetectStore:
         if event_ids is None:
             unattributed = (f"(platform, event_id) IN (SELECT platform, event_id FROM interactions "
                             f"WHERE {own})")
-            scope = ""
+            scopes = [""]
         else:
-            ids = quote_list(event_ids)
             unattributed = "1"
-            scope = f" AND platform = {quote(platform or '')} AND event_id IN {ids}"
-        sql = (f"SELECT {_CHANGES_SELECT} FROM changes FINAL WHERE change = 'delete'{scope} "
-               f"AND (({own}) OR (client_id = '' AND {unattributed}))")
-        return [Change(*row) for row in self.rows(sql)]
+            scopes = [f" AND platform = {quote(platform or '')} AND event_id IN {quote_list(chunk)}"
+                      for chunk in chunked(event_ids, self.list_budget)]
+        out: list[Change] = []
+        for scope in scopes:
+            sql = (f"SELECT {_CHANGES_SELECT} FROM changes FINAL WHERE change = 'delete'{scope} "
+                   f"AND (({own}) OR (client_id = '' AND {unattributed}))")
+            out += [Change(*row) for row in self.rows(sql)]
+        return out
 
     def thread_closure(self, client_id: str, account_id: str, platform: str, roots: Iterable[str],
                        ids: Iterable[str]) -> list[Interaction]:
@@ -139,34 +202,39 @@ class DetectStore:
                 break
             dm = {r.removeprefix("dm:") for r in roots_todo if r.startswith("dm:")}
             plain = {r for r in roots_todo if not r.startswith("dm:")}
-            terms = []
-            if plain:
-                terms.append(f"root_id IN {quote_list(plain)}")
-            keys = plain | ids_todo
-            if keys:
-                terms.append(f"event_id IN {quote_list(keys)} OR parent_id IN {quote_list(keys)}")
-            if dm:
-                terms.append(f"kind = 'dm' AND ifNull(root_id, '') = '' AND "
-                             f"(author_id IN {quote_list(dm)} OR recipient_id IN {quote_list(dm)})")
+            terms = [f"(root_id IN {quote_list(chunk)})" for chunk in chunked(plain, self.list_budget)]
+            for chunk in chunked(plain | ids_todo, self.list_budget):
+                ids_sql = quote_list(chunk)
+                terms.append(f"(event_id IN {ids_sql} OR parent_id IN {ids_sql})")
+            for chunk in chunked(dm, self.list_budget):
+                people = quote_list(chunk)
+                terms.append(f"(kind = 'dm' AND ifNull(root_id, '') = '' AND "
+                             f"(author_id IN {people} OR recipient_id IN {people}))")
             roots_done |= roots_todo
             ids_done |= ids_todo
             roots_todo, ids_todo = set(), set()
-            where = f"platform = {quote(platform)} AND (" + " OR ".join(f"({t})" for t in terms) + ")"
-            for msg in self.interactions(client_id, account_id, where):
-                if msg.event_id in found:
-                    continue
-                found[msg.event_id] = msg
-                ids_todo.add(msg.event_id)
-                if msg.parent_id:
-                    ids_todo.add(msg.parent_id)
-                if msg.root_id:
-                    roots_todo.add(msg.root_id)
-                elif msg.kind == "dm":
-                    roots_todo.update(f"dm:{p}" for p in (msg.author_id, msg.recipient_id or "") if p)
+            for group in packed(terms, self.terms_budget):
+                self._closure_step(client_id, account_id, platform, group, found, roots_todo, ids_todo)
         else:
             log.warning("thread restore for %s:%s stopped after %d rounds", client_id, account_id,
                         MAX_CLOSURE_ROUNDS)
         return list(found.values())
+
+    def _closure_step(self, client_id: str, account_id: str, platform: str, terms: list[str],
+                      found: dict[str, Interaction], roots_todo: set[str], ids_todo: set[str]) -> None:
+        """One statement of a closure round: new messages into ``found``, what they lead to into the sets."""
+        where = f"platform = {quote(platform)} AND (" + " OR ".join(terms) + ")"
+        for msg in self.interactions(client_id, account_id, where):
+            if msg.event_id in found:
+                continue
+            found[msg.event_id] = msg
+            ids_todo.add(msg.event_id)
+            if msg.parent_id:
+                ids_todo.add(msg.parent_id)
+            if msg.root_id:
+                roots_todo.add(msg.root_id)
+            elif msg.kind == "dm":
+                roots_todo.update(f"dm:{p}" for p in (msg.author_id, msg.recipient_id or "") if p)
 
     # -- stored detection rows --------------------------------------------------------
 
@@ -195,15 +263,14 @@ class DetectStore:
         (a Mastodon boost seen as a status and as a notification), the minute the replaced
         row counted in must be recomputed too, and a merge may drop the old row any time.
         """
-        terms = [f"({_account(c, a)} AND platform = {quote(p)} AND event_id IN {quote_list(ids)})"
-                 for (c, a, p), ids in sorted(events.items()) if ids]
+        terms = [f"({_account(c, a)} AND platform = {quote(p)} AND event_id IN {quote_list(chunk)})"
+                 for (c, a, p), ids in sorted(events.items()) for chunk in chunked(ids, self.list_budget)]
         out: dict[tuple[str, str, str], set[int]] = {}
-        if not terms:
-            return out
-        sql = ("SELECT DISTINCT client_id, account_id, platform, intDiv(toUnixTimestamp64Milli(created_at), 60000) "
-               "FROM interactions WHERE " + " OR ".join(terms))
-        for c, a, p, minute in self.rows(sql):
-            out.setdefault((c, a, p), set()).add(int(minute))
+        for group in packed(terms, self.terms_budget):
+            sql = ("SELECT DISTINCT client_id, account_id, platform, "
+                   "intDiv(toUnixTimestamp64Milli(created_at), 60000) FROM interactions WHERE " + " OR ".join(group))
+            for c, a, p, minute in self.rows(sql):
+                out.setdefault((c, a, p), set()).add(int(minute))
         return out
 
     def recompute_rollup(self, version: int, accounts: Iterable[tuple[str, str]] = (),
@@ -215,22 +282,26 @@ class DetectStore:
         at least one interaction, so driving the rows from ``interactions`` covers them
         all, and a re-run writes the same rows.
         """
-        scopes = [f"({_account(c, a)})" for c, a in sorted(set(accounts))]
-        per_account: dict[tuple[str, str], list[str]] = {}
+        whole = sorted(set(accounts))
+        scopes = [f"({_account(c, a)})" for c, a in whole]
         for (c, a, p), mins in sorted((minutes or {}).items()):
-            if mins:
+            if (c, a) in whole:
+                continue  # every minute of the account is recomputed already
+            for run in _minute_runs(sorted(mins), self.list_budget):
                 # The time bounds prune partitions (interactions are partitioned by month);
                 # the minute list picks the rows.
-                lo, hi = min(mins) * 60, (max(mins) + 1) * 60
-                per_account.setdefault((c, a), []).append(
-                    f"(platform = {quote(p)} AND {{time}} >= toDateTime64({lo}, 3, 'UTC') AND "
+                lo, hi = run[0] * 60, (run[-1] + 1) * 60
+                scopes.append(
+                    f"({_account(c, a)} AND platform = {quote(p)} AND {{time}} >= toDateTime64({lo}, 3, 'UTC') AND "
                     f"{{time}} < toDateTime64({hi}, 3, 'UTC') AND "
-                    f"{{minute}} IN ({', '.join(str(m) for m in sorted(mins))}))")
-        for (c, a), terms in sorted(per_account.items()):
-            scopes.append(f"({_account(c, a)} AND ({' OR '.join(terms)}))")
-        if not scopes:
-            return
-        where = " OR ".join(scopes)
+                    f"{{minute}} IN ({', '.join(str(m) for m in run)}))")
+        # Scopes are disjoint (an account, or minutes of an account not recomputed whole), so
+        # one statement per group of them writes each (account, minute) row once.
+        for group in packed(scopes, self.terms_budget):
+            self._recompute_scopes(version, " OR ".join(group))
+
+    def _recompute_scopes(self, version: int, where: str) -> None:
+        """One rollup statement over the rows ``where`` (with ``{time}``/``{minute}`` holes) picks."""
         where_i = where.replace("{minute}", "intDiv(toUnixTimestamp64Milli(created_at), 60000)").replace(
             "{time}", "created_at")
         where_r = where.replace("{minute}", "intDiv(toUnixTimestamp64Milli(received_at), 60000)").replace(

@@ -14,6 +14,7 @@ from rich.console import Console
 from streams.embedded.stackfile import read_stack
 from streams.errors import StackError
 from streams.settings import Settings
+from streams.store.bounded import bound
 
 
 def store_url(settings: Settings) -> str:
@@ -49,7 +50,7 @@ def connect(url: str, settings: Settings, database: str | None = "", **kwargs: o
         raise StackError(f"store URL {url!r} is not http(s)://host:port")
     db = settings.store_database if database == "" else database
     try:
-        return clickhouse_connect.get_client(
+        client = clickhouse_connect.get_client(
             host=parsed.hostname,
             port=parsed.port or (8443 if parsed.scheme == "https" else 8123),
             secure=parsed.scheme == "https",
@@ -63,6 +64,7 @@ def connect(url: str, settings: Settings, database: str | None = "", **kwargs: o
         )
     except Exception as exc:  # noqa: BLE001 - clickhouse-connect raises many types here
         raise StackError(f"cannot reach the store at {url}: {exc}") from exc
+    return bound(client, settings.store_max_query_bytes)  # type: ignore[arg-type]
 
 
 def open_store(settings: Settings) -> Client:
