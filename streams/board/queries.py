@@ -13,6 +13,8 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from streams.text import BOARD_TEXT_CHARS, one_line_sql
+
 SIGNALS = "('like', 'repost', 'follow')"
 
 CLIENT_TOTALS_SQL = f"""
@@ -30,11 +32,12 @@ GROUP BY client_id
 ORDER BY client_id
 """
 
-LAST_EVENTS_SQL = """
-SELECT client_id, platform, kind, author_handle, author_id, substring(text, 1, 60) AS text, created_at
+LAST_EVENTS_SQL = f"""
+SELECT client_id, platform, kind, author_handle, author_id, {one_line_sql("text", BOARD_TEXT_CHARS)} AS text,
+       created_at
 FROM interactions FINAL
 ORDER BY ingested_at DESC, created_at DESC
-LIMIT {limit:UInt32}
+LIMIT {{limit:UInt32}}
 """
 
 PIPELINE_SQL = """

@@ -24,7 +24,7 @@ def render(data: BoardData, clients: ClientsFile, elapsed_s: float) -> Group:
         recent_events.add_column(col, overflow="ellipsis", no_wrap=True)
     for ev in data.last_events:
         recent_events.add_row(ev["client_id"], ev["platform"], ev["kind"],
-                              ev["author_handle"] or ev["author_id"] or "?", ev["text"].replace("\n", " "))
+                              ev["author_handle"] or ev["author_id"] or "?", ev["text"])
     detected = {row["client_id"]: row for row in data.detection}
     recent = {row["client_id"]: row for row in data.recent}
     conn = Table(title="connections (detected from the stored interactions)", expand=True)

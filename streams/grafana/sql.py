@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from streams.text import PANEL_TEXT_CHARS, one_line_sql
+
 CLIENT = "client_id IN (${client:singlequote})"
 SCOPE = f"{CLIENT} AND account_id IN (${{account:singlequote}}) AND platform IN (${{platform:singlequote}})"
 PLATFORM = "platform IN (${platform:singlequote})"
@@ -139,7 +141,7 @@ FROM (SELECT client_id, account_id, platform, event_id, received_at, due_at, sta
       FROM responses FINAL
       WHERE {SCOPE} AND status IN ('open', 'breached')) AS r
 LEFT JOIN (SELECT client_id, account_id, platform, event_id, author_handle,
-                  substring(replaceRegexpAll(text, '\\\\s+', ' '), 1, 280) AS text, url
+                  {one_line_sql("text", PANEL_TEXT_CHARS)} AS text, url
            FROM interactions FINAL
            WHERE {SCOPE} AND event_id IN (SELECT event_id FROM responses FINAL
                                           WHERE {SCOPE} AND status IN ('open', 'breached'))) AS i
@@ -258,9 +260,9 @@ ORDER BY time
 """, ("time", "p50_s", "max_s"), time_series=True, tables=("alerts",))
 
 # --- alert rules (no dashboard variables: one series per row, strings become labels) ----------
-ALERT_UNANSWERED = _q("alert_unanswered", """
+ALERT_UNANSWERED = _q("alert_unanswered", f"""
 SELECT client_id, account_id, platform, event_id,
-       substring(replaceRegexpAll(text, '\\\\s+', ' '), 1, 280) AS message,
+       {one_line_sql("text", PANEL_TEXT_CHARS)} AS message,
        dateDiff('second', due_at, now()) / 60 AS overdue_minutes
 FROM alerts FINAL
 WHERE status = 'breached' AND $__timeFilter(opened_at)
