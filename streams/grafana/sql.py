@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from streams import figures
 from streams.text import PANEL_TEXT_CHARS, one_line_sql
 
 CLIENT = "client_id IN (${client:singlequote})"
-SCOPE = f"{CLIENT} AND account_id IN (${{account:singlequote}}) AND platform IN (${{platform:singlequote}})"
+SCOPE = figures.GRAFANA_SCOPE.where
 PLATFORM = "platform IN (${platform:singlequote})"
 
 
@@ -51,77 +52,25 @@ VAR_PLATFORM = (f"SELECT DISTINCT platform FROM activity_minutely WHERE {CLIENT}
                 "AND account_id IN (${account:singlequote}) ORDER BY platform")
 VARIABLES = {"client": VAR_CLIENT, "account": VAR_ACCOUNT, "platform": VAR_PLATFORM}
 
-# --- agency overview --------------------------------------------------------------------------
-CONVERSATIONS = _q("conversations", f"""
-SELECT count() AS conversations
-FROM conversations FINAL
-WHERE {SCOPE} AND $__timeFilter(started_at)
-""", ("conversations",), tables=("conversations",))
+# --- agency overview: figures of the catalogue (streams/figures.py) -------------------------------
+def _figures(key: str, names: tuple[str, ...], by: str | None = None, **kw: object) -> Query:
+    """A panel of catalogue figures: the same SQL as the report's, in Grafana's scope."""
+    columns = ((by,) if by else ()) + names
+    all_time = tuple(t for t in figures.tables_of(names)
+                     if any(figures.BY_NAME[n].time_column is None for n in names if figures.BY_NAME[n].table == t))
+    return _q(key, figures.figures_sql(names, figures.GRAFANA_SCOPE, by), columns,
+              all_time=all_time, tables=tuple(figures.tables_of(names)), **kw)
 
-RETURNING = _q("returning_people", f"""
-SELECT countIf(returning) AS returning_people
-FROM connections FINAL
-WHERE {SCOPE}
-""", ("returning_people",), all_time=("connections",), tables=("connections",))
 
-# Reply rate within SLA: inbound messages answered by their deadline / inbound messages whose
-# deadline falls in the period (and has passed); a message deleted unanswered (cancelled) is neither.
-_RESPONSE_FIGURES = """
-countIf(status = 'answered' AND answered_at <= due_at AND $__timeFilter(due_at) AND due_at <= now())
-    / nullIf(countIf(status != 'cancelled' AND $__timeFilter(due_at) AND due_at <= now()), 0) AS reply_rate_in_sla,
-quantileExactIf(0.5)(response_business_s, status = 'answered' AND $__timeFilter(received_at))
-    AS median_first_response_s,
-quantileExactIf(0.9)(response_business_s, status = 'answered' AND $__timeFilter(received_at))
-    AS p90_first_response_s,
-countIf(status IN ('open', 'breached')) AS unanswered,
-countIf(status = 'breached') AS breached"""
-
-RESPONSE_STATS = _q("response_stats", f"""
-SELECT {_RESPONSE_FIGURES}
-FROM responses FINAL
-WHERE {SCOPE}
-""", ("reply_rate_in_sla", "median_first_response_s", "p90_first_response_s", "unanswered", "breached"),
-    all_time=("responses",), tables=("responses",))
-
-_PER_CLIENT = f"""
-WITH
-    conv AS (SELECT client_id, count() AS conversations FROM conversations FINAL
-             WHERE {SCOPE} AND $__timeFilter(started_at) GROUP BY client_id),
-    conn AS (SELECT client_id, countIf(returning) AS returning_people FROM connections FINAL
-             WHERE {SCOPE} GROUP BY client_id),
-    resp AS (SELECT client_id, {_RESPONSE_FIGURES.replace(chr(10), chr(10) + '             ')}
-             FROM responses FINAL WHERE {SCOPE} GROUP BY client_id),
-    vanity AS (SELECT client_id, sum(likes) AS likes, sum(reposts) AS reposts, sum(follows) AS follows
-               FROM activity_minutely FINAL WHERE {SCOPE} AND $__timeFilter(minute) GROUP BY client_id),
-    ids AS (SELECT client_id FROM conv UNION DISTINCT SELECT client_id FROM conn
-            UNION DISTINCT SELECT client_id FROM resp UNION DISTINCT SELECT client_id FROM vanity)
-"""
-
-CLIENTS_TABLE = _q("clients_table", _PER_CLIENT + """
-SELECT ids.client_id AS client_id, conv.conversations AS conversations, conn.returning_people AS returning_people,
-       resp.reply_rate_in_sla AS reply_rate_in_sla, resp.median_first_response_s AS median_first_response_s,
-       resp.p90_first_response_s AS p90_first_response_s, resp.unanswered AS unanswered, resp.breached AS breached,
-       vanity.likes AS likes, vanity.reposts AS reposts, vanity.follows AS follows
-FROM ids
-LEFT JOIN conv ON conv.client_id = ids.client_id
-LEFT JOIN conn ON conn.client_id = ids.client_id
-LEFT JOIN resp ON resp.client_id = ids.client_id
-LEFT JOIN vanity ON vanity.client_id = ids.client_id
-ORDER BY client_id
-""", ("client_id", "conversations", "returning_people", "reply_rate_in_sla", "median_first_response_s",
-      "p90_first_response_s", "unanswered", "breached", "likes", "reposts", "follows"),
-    all_time=("connections", "responses"),
-    tables=("conversations", "connections", "responses", "activity_minutely"))
-
-CONNECTIONS_VS_VANITY = _q("connections_vs_vanity", _PER_CLIENT + """
-SELECT ids.client_id AS client_id, conv.conversations AS conversations, vanity.likes AS likes,
-       vanity.reposts AS reposts, vanity.follows AS follows
-FROM ids
-LEFT JOIN conv ON conv.client_id = ids.client_id
-LEFT JOIN vanity ON vanity.client_id = ids.client_id
-ORDER BY client_id
-""", ("client_id", "conversations", "likes", "reposts", "follows"),
-    tables=("conversations", "activity_minutely"))
+CONVERSATIONS = _figures("conversations", ("conversations",))
+RETURNING = _figures("returning_people", ("returning_people",))
+RESPONSE_STATS = _figures("response_stats", ("reply_rate_in_sla", "first_response_business_median_s",
+                                             "first_response_business_p90_s", "unanswered", "breached"))
+CLIENT_FIGURES = ("conversations", "returning_people", "reply_rate_in_sla", "first_response_business_median_s",
+                  "first_response_business_p90_s", "unanswered", "breached", "likes", "reposts", "follows")
+CLIENTS_TABLE = _figures("clients_table", CLIENT_FIGURES, by="client_id")
+CONNECTIONS_VS_VANITY = _figures("connections_vs_vanity", ("conversations", "likes", "reposts", "follows"),
+                                 by="client_id")
 
 INBOUND_SERIES = _q("inbound_series", f"""
 SELECT $__timeInterval(minute) AS time, sum(inbound) AS inbound, sum(answered_in_sla) AS answered_in_sla,
