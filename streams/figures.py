@@ -59,10 +59,16 @@ def _count(cond: str = "") -> str:
 
 
 def _quantile(q: float, column: str) -> str:
-    return f"quantileExactInclusiveIf({q})({column}, status = 'answered' AND {RANGE})"
+    return f"quantileExactInclusiveIf({q})({column}, {ANSWERED} AND {RANGE})"
 
 
 _SIGNALS = "('like', 'repost', 'follow')"
+UNANSWERED = "status IN ('open', 'breached')"
+"""Responses without an answer (open or breached): the ``unanswered`` figure and the queue."""
+ALERT_OPEN = "status = 'breached'"
+"""Alerts still open: the ``alerts_open`` figure and the unanswered-mention alert rule."""
+ANSWERED = "status = 'answered'"
+"""Answered responses: ``answered``, the first-response quantiles and their distribution."""
 _DUE = f"status != 'cancelled' AND {RANGE} AND due_at <= now()"
 _IN_SLA = f"status = 'answered' AND answered_at <= due_at AND {RANGE} AND due_at <= now()"
 
@@ -80,7 +86,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("inbound", "inbound messages (a person addressing the account) received in the range",
            "responses", _count(), "received_at"),
     Figure("answered", "inbound messages received in the range that have been answered",
-           "responses", _count("status = 'answered'"), "received_at"),
+           "responses", _count(ANSWERED), "received_at"),
     Figure("cancelled", "inbound messages received in the range, deleted before an answer",
            "responses", _count("status = 'cancelled'"), "received_at"),
     Figure("due", "inbound messages whose SLA deadline falls in the range and has passed (not cancelled)",
@@ -102,9 +108,9 @@ FIGURES: tuple[Figure, ...] = (
     Figure("breached", "inbound messages without an answer past their deadline (now)",
            "responses", "countIf(status = 'breached')"),
     Figure("unanswered", "open + breached: inbound messages without an answer (now)",
-           "responses", "countIf(status IN ('open', 'breached'))"),
+           "responses", f"countIf({UNANSWERED})"),
     Figure("alerts_open", "SLA alerts opened in the range and still open (status breached)", "alerts",
-           _count("status = 'breached'"), "opened_at"),
+           _count(ALERT_OPEN), "opened_at"),
     Figure("alerts_breached", "SLA alerts opened in the range, whatever became of them", "alerts",
            _count(), "opened_at"),
     Figure("alerts_resolved", "SLA alerts opened in the range and resolved by a late answer", "alerts",

@@ -88,12 +88,12 @@ SELECT r.platform AS platform, r.account_id AS account_id, i.author_handle AS wh
        dateDiff('second', now(), r.due_at) AS due_in_s, r.status AS status, i.url AS link
 FROM (SELECT client_id, account_id, platform, event_id, received_at, due_at, status
       FROM responses FINAL
-      WHERE {SCOPE} AND status IN ('open', 'breached')) AS r
+      WHERE {SCOPE} AND {figures.UNANSWERED}) AS r
 LEFT JOIN (SELECT client_id, account_id, platform, event_id, author_handle,
                   {one_line_sql("text", PANEL_TEXT_CHARS)} AS text, url
            FROM interactions FINAL
            WHERE {SCOPE} AND event_id IN (SELECT event_id FROM responses FINAL
-                                          WHERE {SCOPE} AND status IN ('open', 'breached'))) AS i
+                                          WHERE {SCOPE} AND {figures.UNANSWERED})) AS i
     ON i.client_id = r.client_id AND i.account_id = r.account_id AND i.platform = r.platform
    AND i.event_id = r.event_id
 ORDER BY r.due_at
@@ -114,7 +114,7 @@ RESPONSE_TIMES = _q("response_time_distribution", f"""
 SELECT multiIf(s < 300, '< 5 min', s < 900, '5-15 min', s < 3600, '15-60 min', s < 14400, '1-4 h',
                s < 86400, '4-24 h', '> 1 day') AS first_response, count() AS messages
 FROM (SELECT response_business_s AS s FROM responses FINAL
-      WHERE {SCOPE} AND status = 'answered' AND $__timeFilter(received_at))
+      WHERE {SCOPE} AND {figures.ANSWERED} AND $__timeFilter(received_at))
 GROUP BY first_response
 ORDER BY min(s)
 """, ("first_response", "messages"), tables=("responses",))
@@ -203,7 +203,7 @@ SWEEP_LAG = _q("sweep_lag", f"""
 SELECT $__timeInterval(opened_at) AS time, quantile(0.5)(lag_s) AS p50_s, max(lag_s) AS max_s
 FROM (SELECT opened_at, (toInt64(version) - toUnixTimestamp64Milli(opened_at)) / 1000 AS lag_s
       FROM alerts FINAL
-      WHERE {CLIENT} AND status = 'breached' AND $__timeFilter(opened_at))
+      WHERE {CLIENT} AND {figures.ALERT_OPEN} AND $__timeFilter(opened_at))
 GROUP BY time
 ORDER BY time
 """, ("time", "p50_s", "max_s"), time_series=True, tables=("alerts",))
@@ -214,7 +214,7 @@ SELECT client_id, account_id, platform, event_id,
        {one_line_sql("text", PANEL_TEXT_CHARS)} AS message,
        dateDiff('second', due_at, now()) / 60 AS overdue_minutes
 FROM alerts FINAL
-WHERE status = 'breached' AND $__timeFilter(opened_at)
+WHERE {figures.ALERT_OPEN} AND $__timeFilter(opened_at)
 ORDER BY client_id, due_at
 """, ("client_id", "account_id", "platform", "event_id", "message", "overdue_minutes"), client=False,
     tables=("alerts",))
