@@ -199,6 +199,20 @@ def test_every_figure_is_equal_on_every_surface(namespace: Namespace, capsys: py
                 if name in figures.REPORT:
                     assert same(float(value), report[c.id][name]), (c.id, name, value, report[c.id][name])
                     compared += 1
+        # the board's counts of stored interactions, from the interactions read back
+        by_key, _ = read_inputs(client)
+        signals = ("like", "repost", "follow")
+        for c in clients.clients:
+            msgs = [m for key, ms in by_key.items() if key.startswith(f"{c.id}:") for m in ms]
+            want_totals = {
+                "interactions": len(msgs),
+                "from_others": sum(1 for m in msgs if m.kind not in signals and m.author_id not in ("", m.account_id)),
+                "brand_replies": sum(1 for m in msgs if m.kind not in signals and m.author_id == m.account_id
+                                     and m.kind != "post"),
+            }
+            for name, value in want_totals.items():
+                assert int(shown[c.id][name]) == value, (c.id, name, shown[c.id][name], value)
+                compared += 1
         latest = last
         recent = {e["client_id"]: e for e in board.recent}
         capsys.readouterr()

@@ -64,3 +64,16 @@ def test_clean_gives_surface_values() -> None:
     assert figures.clean("first_response_median_s", float("nan")) is None
     assert figures.clean("reply_rate_in_sla", None) is None
     assert figures.clean("first_response_p90_s", 12.34567) == 12.346
+
+
+def test_report_range_options_are_iso_times() -> None:
+    from typer.testing import CliRunner
+
+    from streams.cli import app
+    from streams.report import _instant
+
+    assert _instant("2026-11-01", "--since") == datetime(2026, 11, 1, tzinfo=UTC)
+    assert _instant("2026-11-01T09:00:00+01:00", "--since") == datetime(2026, 11, 1, 8, tzinfo=UTC)
+    result = CliRunner().invoke(app, ["report", "--since", "yesterday", "--clients", "clients.example.toml"])
+    assert result.exit_code == 2
+    assert "--since must be an ISO 8601 time" in result.output
