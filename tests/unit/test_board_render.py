@@ -50,8 +50,8 @@ def test_logs_go_to_the_file_while_the_board_runs(tmp_path: Path) -> None:
     root.setLevel(logging.INFO)
     try:
         with logs_to_file(tmp_path / "logs" / "demo.log") as path:
-            logging.getLogger("kafka.conn").info("connecting to 127.0.0.1:9092")
-        logging.getLogger("kafka.conn").info("after the board")
+            logging.getLogger("tests.board_render.library").info("connecting to 127.0.0.1:9092")
+        logging.getLogger("tests.board_render.library").info("after the board")
         assert "connecting to 127.0.0.1:9092" in path.read_text()
         assert "connecting" not in terminal.getvalue()
         assert "after the board" in terminal.getvalue()  # the terminal handler is back
