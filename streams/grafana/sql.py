@@ -62,6 +62,11 @@ def _figures(key: str, names: tuple[str, ...], by: str | None = None, **kw: obje
               all_time=all_time, tables=tuple(figures.tables_of(names)), **kw)
 
 
+def _expr(name: str) -> str:
+    """A catalogue figure's aggregate in Grafana's scope, for a panel that buckets it."""
+    return figures.BY_NAME[name].expression(figures.GRAFANA_SCOPE)
+
+
 CONVERSATIONS = _figures("conversations", ("conversations",))
 RETURNING = _figures("returning_people", ("returning_people",))
 RESPONSE_STATS = _figures("response_stats", ("reply_rate_in_sla", "first_response_business_median_s",
@@ -129,7 +134,7 @@ LIMIT 20
     all_time=("connections",), tables=("connections",))
 
 CONVERSATIONS_PER_HOUR = _q("conversations_per_hour", f"""
-SELECT $__timeGroup(started_at, '1h') AS time, platform, count() AS conversations
+SELECT $__timeGroup(started_at, '1h') AS time, platform, {_expr("conversations")} AS conversations
 FROM conversations FINAL
 WHERE {SCOPE} AND $__timeFilter(started_at)
 GROUP BY time, platform
