@@ -68,29 +68,41 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
+# Two tables of at most ten figures each, so both fit a 120-column terminal.
+_TABLES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("connections", (("threads", "threads"), ("convs", "conversations"), ("turns", "turns"),
+                     ("returning", "returning_people"), ("inbound", "inbound"), ("answered", "answered"),
+                     ("in SLA", "reply_rate_in_sla"), ("unanswered", "unanswered"), ("breached", "breached"))),
+    ("first response, alerts, vanity", (
+        ("p50", "first_response_median_s"), ("p90", "first_response_p90_s"),
+        ("business p50", "first_response_business_median_s"), ("business p90", "first_response_business_p90_s"),
+        ("open alerts", "alerts_open"), ("alerts ever", "alerts_breached"), ("likes", "likes"),
+        ("reposts", "reposts"), ("follows", "follows"))),
+)
+
+
+def _cell(name: str, value: Any) -> str:
+    unit = figures.BY_NAME[name].unit
+    if unit == "seconds":
+        return _duration(value)
+    if unit == "ratio":
+        return "-" if value is None else f"{value:.0%}"
+    return f"{value:,}"
+
+
 def render(report: list[dict[str, Any]], console: Console) -> None:
-    table = Table(title="Rapport report: connections beside vanity", expand=False)
-    heads = ("client / account", "threads", "convs", "turns", "returning", "inbound", "answered",
-             "in SLA", "1st resp p50", "p90", "business p50", "p90", "unanswered", "open alerts", "breached",
-             "likes", "reposts", "follows")
-    for head in heads:
-        table.add_column(head, justify="left" if head == "client / account" else "right")
-
-    def cells(name: str, fig: dict[str, Any], style: str = "") -> list[str]:
-        counts = ("threads", "conversations", "turns", "returning_people", "inbound", "answered")
-        times = ("first_response_median_s", "first_response_p90_s", "first_response_business_median_s",
-                 "first_response_business_p90_s")
-        tail = ("unanswered", "alerts_open", "alerts_breached", "likes", "reposts", "follows")
-        rate = fig["reply_rate_in_sla"]
-        return [f"[{style}]{name}[/{style}]" if style else name, *(f"{fig[c]:,}" for c in counts),
-                "-" if rate is None else f"{rate:.0%}", *(_duration(fig[t]) for t in times),
-                *(f"{fig[c]:,}" for c in tail)]
-
-    for entry in report:
-        table.add_row(*cells(entry["client_id"], entry, "bold"))
-        for acc in entry["accounts"]:
-            table.add_row(*cells(f"  {acc['account_id']}", acc))
-    console.print(table)
+    names = [e["client_id"] for e in report] + [f"  {a['account_id']}" for e in report for a in e["accounts"]]
+    width = min(max((len(n) for n in names), default=8), 24)
+    for title, columns in _TABLES:
+        table = Table(title=f"Rapport report: {title}", expand=False)
+        table.add_column("client / account", min_width=width, no_wrap=True, overflow="ellipsis")
+        for head, _ in columns:
+            table.add_column(head, justify="right")
+        for entry in report:
+            table.add_row(f"[bold]{entry['client_id']}[/bold]", *(_cell(n, entry[n]) for _, n in columns))
+            for acc in entry["accounts"]:
+                table.add_row(f"  {acc['account_id']}", *(_cell(n, acc[n]) for _, n in columns))
+        console.print(table)
 
 
 def run_report(settings: Settings, client_id: str | None, fmt: str, console: Console,
