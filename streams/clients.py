@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterator
-from datetime import date, time
+from datetime import date
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,29 +25,42 @@ WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 
 
-def parse_ranges(spec: str) -> tuple[tuple[time, time | None], ...]:
-    """Parse ``"09:00-12:00,13:00-17:00"``; an end of ``24:00`` is returned as ``None``.
+DAY_MINUTES = 24 * 60
 
-    Ranges never cross midnight and must be non-empty and ascending.
+
+def parse_ranges(spec: str) -> tuple[tuple[int, int], ...]:
+    """Parse ``"09:00-12:00,22:00-06:00"`` into ``(start_minute, end_minute)`` ranges.
+
+    The meaning is shared/README.md's: ``24:00`` is allowed as an end; a range whose end is
+    at or before its start runs past midnight and belongs to the day it starts (its end
+    minute is then past 1440: ``22:00-06:00`` is ``(1320, 1800)``); start equal to end is 24
+    hours (``08:00-08:00`` is ``(480, 1920)``). Ranges may come in any order and overlap:
+    :func:`merge_ranges` merges them. Every end is after its start, by at most 24 hours.
     """
-    out: list[tuple[time, time | None]] = []
-    last_end = -1
+    out: list[tuple[int, int]] = []
     for part in (p.strip() for p in spec.split(",")):
         m = _RANGE.match(part)
         if not m:
             raise ValueError(f"{part!r} is not HH:MM-HH:MM")
         h1, m1, h2, m2 = (int(g) for g in m.groups())
         start_min, end_min = h1 * 60 + m1, h2 * 60 + m2
-        if h1 > 23 or m1 > 59 or m2 > 59 or end_min > 24 * 60:
+        if h1 > 23 or m1 > 59 or m2 > 59 or end_min > DAY_MINUTES:
             raise ValueError(f"{part!r} is not a valid time range")
         if end_min <= start_min:
-            raise ValueError(f"{part!r} ends before it starts (ranges never cross midnight)")
-        if start_min < last_end:
-            raise ValueError(f"{part!r} overlaps or precedes the previous range")
-        last_end = end_min
-        end = None if end_min == 24 * 60 else time(h2, m2)
-        out.append((time(h1, m1), end))
-    return tuple(out)
+            end_min += DAY_MINUTES  # past midnight (start = end: 24 hours)
+        out.append((start_min, end_min))
+    return merge_ranges(out)
+
+
+def merge_ranges(ranges: list[tuple[int, int]] | tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    """Sorted, with overlapping or touching ranges merged into one."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return tuple(merged)
 
 
 class TrackedAccount(BaseModel):
@@ -109,8 +122,9 @@ class Client(BaseModel):
             raise ValueError(f"holiday_country {value!r} is not known to the holidays package")
         return value.upper()
 
-    def weekly_hours(self) -> dict[int, tuple[tuple[time, time | None], ...]] | None:
-        """Weekday number (Monday 0) to open ranges; ``None`` means always open."""
+    def weekly_hours(self) -> dict[int, tuple[tuple[int, int], ...]] | None:
+        """Weekday number (Monday 0) to the open ranges that start that day, in minutes after
+        its midnight (an end past 1440 runs into the next day); ``None`` means always open."""
         if self.hours is None:
             return None
         return {WEEKDAYS.index(day): parse_ranges(spec) for day, spec in self.hours.items()}

@@ -1,18 +1,18 @@
 """`rapport report`: per client and tracked account, connections beside vanity, from the store.
 
-Every figure is read from the detection tables and ``interactions`` with ``FINAL``
-(docs/metrics.md says what each one means). A client's line is computed over all its
-accounts' rows (``GROUP BY ... WITH ROLLUP``): counts are the sum over its accounts, as
-shared/README.md asks, and response-time quantiles are those of all its answered messages.
-
-Quantiles are exact with linear interpolation between order statistics
-(``quantileExactInclusive``, the same as Python's ``statistics.quantiles(method="inclusive")``).
+Every figure is one of the catalogue (streams/figures.py; docs/metrics.md lists what each
+one means), the same definitions the board and Grafana use. A client's line is computed
+over all its accounts' rows (``GROUP BY ... WITH ROLLUP``): counts are the sum over its
+accounts, as shared/README.md asks, and response-time quantiles are those of all its
+answered messages. ``--since``/``--until`` bound the figures that have a time column
+(inclusive, as Grafana's time range is); those of the state as it stands now ignore them.
 
 Mounted on the CLI by :func:`register_report`.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,54 +22,25 @@ from clickhouse_connect.driver.client import Client as StoreClient
 from rich.console import Console
 from rich.table import Table
 
+from streams import figures
 from streams.settings import Settings
 from streams.store.client import store_for
 
-# One query per table, grouped by client and account WITH ROLLUP (account_id '' is the
-# client's line; the grand total row, client_id '', is dropped).
-QUERIES: dict[str, str] = {
-    "threads": "SELECT client_id, account_id, count() AS threads FROM threads FINAL {where} "
-               "GROUP BY client_id, account_id WITH ROLLUP",
-    "conversations": "SELECT client_id, account_id, count() AS conversations, sum(turns) AS turns "
-                     "FROM conversations FINAL {where} GROUP BY client_id, account_id WITH ROLLUP",
-    "connections": "SELECT client_id, account_id, count() AS people, countIf(returning) AS returning_people "
-                   "FROM connections FINAL {where} GROUP BY client_id, account_id WITH ROLLUP",
-    "responses": """
-        SELECT client_id, account_id, count() AS inbound,
-               countIf(status = 'answered') AS answered,
-               countIf(status = 'answered' AND answered_at <= due_at) AS answered_in_sla,
-               countIf(status = 'open') AS pending,
-               countIf(status = 'cancelled') AS cancelled,
-               quantileExactInclusiveIf(0.5)(response_s, status = 'answered') AS first_response_median_s,
-               quantileExactInclusiveIf(0.9)(response_s, status = 'answered') AS first_response_p90_s,
-               quantileExactInclusiveIf(0.5)(response_business_s, status = 'answered')
-                   AS first_response_business_median_s,
-               quantileExactInclusiveIf(0.9)(response_business_s, status = 'answered')
-                   AS first_response_business_p90_s
-        FROM responses FINAL {where} GROUP BY client_id, account_id WITH ROLLUP""",
-    "alerts": "SELECT client_id, account_id, countIf(status = 'breached') AS alerts_open, count() AS alerts_breached, "
-              "countIf(status = 'resolved') AS alerts_resolved FROM alerts FINAL {where} "
-              "GROUP BY client_id, account_id WITH ROLLUP",
-    "signals": "SELECT client_id, account_id, countIf(kind = 'like') AS likes, countIf(kind = 'repost') AS reposts, "
-               "countIf(kind = 'follow') AS follows FROM interactions FINAL {where} "
-               "GROUP BY client_id, account_id WITH ROLLUP",
-}
 
-COUNTS = ("threads", "conversations", "turns", "people", "returning_people", "inbound", "answered",
-          "answered_in_sla", "pending", "cancelled", "alerts_open", "alerts_breached", "alerts_resolved",
-          "likes", "reposts", "follows")
-TIMES = ("first_response_median_s", "first_response_p90_s", "first_response_business_median_s",
-         "first_response_business_p90_s")
-FIELDS = (*COUNTS, *TIMES)
+def collect(client: StoreClient, client_id: str | None = None, since: datetime | None = None,
+            until: datetime | None = None, names: tuple[str, ...] = figures.REPORT) -> list[dict[str, Any]]:
+    """One object per client: its figures, and the same per account under ``accounts``.
 
-
-def collect(client: StoreClient, client_id: str | None = None) -> list[dict[str, Any]]:
-    """One object per client: its figures, and the same per account under ``accounts``."""
-    where = "WHERE client_id = {client:String}" if client_id else ""
-    params = {"client": client_id} if client_id else {}
+    One query per table of the catalogue (streams/figures.py), grouped by client and
+    account ``WITH ROLLUP``: account ``''`` is the client's line, the grand total (client
+    ``''``) is dropped.
+    """
+    scope = figures.params_scope(client_id, since=since, until=until)
     lines: dict[tuple[str, str], dict[str, Any]] = {}
-    for sql in QUERIES.values():
-        result = client.query(sql.format(where=where), parameters=params)
+    for table in figures.tables_of(names):
+        mine = [n for n in names if figures.BY_NAME[n].table == table]
+        sql = figures.table_sql(table, mine, scope, ("client_id", "account_id"), rollup=True)
+        result = client.query(sql, parameters=scope.parameters)
         for row in result.result_rows:
             values = dict(zip(result.column_names, row, strict=True))
             key = (values.pop("client_id"), values.pop("account_id"))
@@ -78,24 +49,13 @@ def collect(client: StoreClient, client_id: str | None = None) -> list[dict[str,
             lines.setdefault(key, {}).update(values)
     out: dict[str, dict[str, Any]] = {}
     for (cid, aid), values in sorted(lines.items()):
-        figures = {f: _clean(f, values.get(f), values) for f in FIELDS}
+        shown = {n: figures.clean(n, values.get(n)) for n in names}
         entry = out.setdefault(cid, {"client_id": cid, "accounts": []})
         if aid:
-            entry["accounts"].append({"account_id": aid, **figures})
+            entry["accounts"].append({"account_id": aid, **shown})
         else:
-            entry.update(figures)
+            entry.update(shown)
     return list(out.values())
-
-
-def _clean(name: str, value: Any, values: dict[str, Any]) -> Any:
-    if name in TIMES:
-        # quantile*If over no answered message yields NaN (or 0): there is no figure.
-        if not values.get("answered") or value is None or value != value:
-            return None
-        return round(float(value), 3)
-    return int(value or 0)
-
-
 
 
 def _duration(seconds: float | None) -> str:
@@ -108,30 +68,47 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
+# Two tables of at most ten figures each, so both fit a 120-column terminal.
+_TABLES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("connections", (("threads", "threads"), ("convs", "conversations"), ("turns", "turns"),
+                     ("returning", "returning_people"), ("inbound", "inbound"), ("answered", "answered"),
+                     ("in SLA", "reply_rate_in_sla"), ("unanswered", "unanswered"), ("breached", "breached"))),
+    ("first response, alerts, vanity", (
+        ("p50", "first_response_median_s"), ("p90", "first_response_p90_s"),
+        ("business p50", "first_response_business_median_s"), ("business p90", "first_response_business_p90_s"),
+        ("open alerts", "alerts_open"), ("alerts ever", "alerts_breached"), ("likes", "likes"),
+        ("reposts", "reposts"), ("follows", "follows"))),
+)
+
+
+def _cell(name: str, value: Any) -> str:
+    unit = figures.BY_NAME[name].unit
+    if unit == "seconds":
+        return _duration(value)
+    if unit == "ratio":
+        return "-" if value is None else f"{value:.0%}"
+    return f"{value:,}"
+
+
 def render(report: list[dict[str, Any]], console: Console) -> None:
-    table = Table(title="Rapport report: connections beside vanity", expand=False)
-    heads = ("client / account", "threads", "convs", "turns", "returning", "inbound", "answered",
-             "1st resp p50", "p90", "business p50", "p90", "open alerts", "breached", "likes", "reposts",
-             "follows")
-    for head in heads:
-        table.add_column(head, justify="left" if head == "client / account" else "right")
-
-    def cells(name: str, fig: dict[str, Any], style: str = "") -> list[str]:
-        counts = ("threads", "conversations", "turns", "returning_people", "inbound", "answered")
-        tail = ("alerts_open", "alerts_breached", "likes", "reposts", "follows")
-        return [f"[{style}]{name}[/{style}]" if style else name, *(f"{fig[c]:,}" for c in counts),
-                *(_duration(fig[t]) for t in TIMES), *(f"{fig[c]:,}" for c in tail)]
-
-    for entry in report:
-        table.add_row(*cells(entry["client_id"], entry, "bold"))
-        for acc in entry["accounts"]:
-            table.add_row(*cells(f"  {acc['account_id']}", acc))
-    console.print(table)
+    names = [e["client_id"] for e in report] + [f"  {a['account_id']}" for e in report for a in e["accounts"]]
+    width = min(max((len(n) for n in names), default=8), 24)
+    for title, columns in _TABLES:
+        table = Table(title=f"Rapport report: {title}", expand=False)
+        table.add_column("client / account", min_width=width, no_wrap=True, overflow="ellipsis")
+        for head, _ in columns:
+            table.add_column(head, justify="right")
+        for entry in report:
+            table.add_row(f"[bold]{entry['client_id']}[/bold]", *(_cell(n, entry[n]) for _, n in columns))
+            for acc in entry["accounts"]:
+                table.add_row(f"  {acc['account_id']}", *(_cell(n, acc[n]) for _, n in columns))
+        console.print(table)
 
 
-def run_report(settings: Settings, client_id: str | None, fmt: str, console: Console) -> list[dict[str, Any]]:
+def run_report(settings: Settings, client_id: str | None, fmt: str, console: Console,
+               since: datetime | None = None, until: datetime | None = None) -> list[dict[str, Any]]:
     with store_for(settings, console) as client:
-        report = collect(client, client_id)
+        report = collect(client, client_id, since, until)
     if fmt == "json":
         print(orjson.dumps(report).decode(), flush=True)
     else:
@@ -148,13 +125,35 @@ def register_report(app: typer.Typer) -> None:
         fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
         data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Data dir (default .rapport/).")] = None,
         clients: Annotated[Path | None, typer.Option("--clients", help="Clients file (TOML).")] = None,
+        since: Annotated[str | None, typer.Option(
+            "--since", help="Range start, ISO 8601 (UTC unless it names a zone); inclusive.")] = None,
+        until: Annotated[str | None, typer.Option(
+            "--until", help="Range end, ISO 8601 (UTC unless it names a zone); inclusive.")] = None,
     ) -> None:
         """Per client and account: threads, conversations, turns, returning people, inbound,
-        answered, first response (wall and business), alerts, and vanity signals beside them."""
+        answered, reply rate within SLA, first response (wall and business), unanswered, alerts,
+        and vanity signals beside them (docs/metrics.md defines each)."""
         from streams.cli import _friendly, _settings
         from streams.errors import ConfigError
 
         with _friendly():
             if fmt not in ("table", "json"):
                 raise ConfigError(f"--format must be table or json, not {fmt!r}")
-            run_report(_settings(data_dir, clients), client, fmt, Console(stderr=True))
+            run_report(_settings(data_dir, clients), client, fmt, Console(stderr=True),
+                       _instant(since, "--since"), _instant(until, "--until"))
+
+
+def _instant(text: str | None, option: str) -> datetime | None:
+    """An ISO 8601 time; naive ones are UTC, like every time in the store."""
+    from datetime import UTC
+
+    from streams.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{option} must be an ISO 8601 time (2026-11-01 or 2026-11-01T09:00Z), "
+                          f"not {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

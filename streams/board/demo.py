@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
+from pathlib import Path
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -13,7 +17,7 @@ from rich.live import Live
 from streams.board.agents import agent_lines, agents_table, read_agents
 from streams.board.queries import read_board
 from streams.board.render import render, summary_lines
-from streams.clients import load_clients
+from streams.clients import ClientsFile, load_clients
 from streams.embedded.supervisor import Stack
 from streams.errors import ConfigError
 from streams.ingest.publisher import Publisher
@@ -41,11 +45,41 @@ def demo_start_ms(now_s: float) -> int:
         day -= timedelta(days=1)
 
 
+@contextmanager
+def logs_to_file(path: Path) -> Iterator[Path]:
+    """Every log record of this process goes to ``path`` while the board runs.
+
+    The board owns the terminal: kafka-python (the simulator's producer), clickhouse-connect
+    and our own modules log through the root logger, whose handler writes to the terminal's
+    stderr and would print over the live board (rich's Live redirects ``sys.stderr`` writes,
+    but a logging handler keeps the stream it was given). The root handlers are swapped for
+    one file handler and put back afterwards.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.handlers = [handler]
+    try:
+        yield path
+    finally:
+        root.handlers = saved
+        handler.close()
+
+
 def run_demo(settings: Settings, *, duration: float | None, headless: bool, rate: float, seed: int,
              ingest: bool = False) -> int:
     if settings.clients is None:
         raise ConfigError("no clients file: pass --clients FILE or set RAPPORT_CLIENTS")
     clients = load_clients(settings.clients)
+    with logs_to_file(Path(settings.data_dir) / "logs" / "demo.log"):
+        return _run_demo(settings, clients, duration=duration, headless=headless, rate=rate, seed=seed,
+                         ingest=ingest)
+
+
+def _run_demo(settings: Settings, clients: ClientsFile, *, duration: float | None, headless: bool, rate: float,
+              seed: int, ingest: bool) -> int:
     console = Console(stderr=headless)
     out = Console(soft_wrap=True)
     console.print(f"starting the embedded stack in {settings.data_dir} ...")
@@ -54,7 +88,7 @@ def run_demo(settings: Settings, *, duration: float | None, headless: bool, rate
         for note in stack.agent_notes:
             console.print(f"ingest  {note}")
         console.print(f"store {stack.store_url}  broker {stack.broker_url}  "
-                      f"logs {stack.data_dir / 'logs'}")
+                      f"logs {stack.data_dir / 'logs'} (this process: demo.log)")
         stop = threading.Event()
         publisher = Publisher(settings, stack.broker_url)
         sim = Simulator(clients, seed=seed, start_ms=demo_start_ms(time.time()),

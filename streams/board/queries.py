@@ -1,40 +1,31 @@
-"""The board's SQL: one query per panel, each reading the store.
+"""The board's SQL: every figure from the catalogue (streams/figures.py), plus its lists.
 
-The detection figures (conversations, returning people, inbound and answered, first
-response, open and breached alerts) come from :func:`streams.report.collect`, so the board
-and `rapport report` can never disagree; they are kept apart from ``totals``, whose keys
-match the Grafana clients table (tests/integration/test_grafana_queries.py compares them).
+The figures are those of `rapport report` (:func:`streams.report.collect`, the same
+catalogue Grafana's panels are built from), so the board, the report and Grafana can not
+disagree; "last hour" is the same figures over the hour of event time before the latest
+stored event (the demo runs on simulated history, so the wall clock would show nothing).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-SIGNALS = "('like', 'repost', 'follow')"
+from streams import figures
+from streams.text import BOARD_TEXT_CHARS, one_line_sql
 
-CLIENT_TOTALS_SQL = f"""
-SELECT client_id,
-       count() AS interactions,
-       countIf(ingested_at >= now64(3) - INTERVAL 60 SECOND) AS last_minute,
-       countIf(kind NOT IN {SIGNALS} AND author_id != account_id AND author_id != '') AS from_others,
-       countIf(kind NOT IN {SIGNALS} AND author_id = account_id AND kind != 'post') AS brand_replies,
-       countIf(kind = 'like') AS likes,
-       countIf(kind = 'repost') AS reposts,
-       countIf(kind = 'follow') AS follows,
-       max(created_at) AS last_event
-FROM interactions FINAL
-GROUP BY client_id
-ORDER BY client_id
-"""
+BOARD_FIGURES = (*figures.REPORT, *figures.TOTALS)
+RECENT_FIGURES = ("inbound", "answered", "alerts_breached")
 
-LAST_EVENTS_SQL = """
-SELECT client_id, platform, kind, author_handle, author_id, substring(text, 1, 60) AS text, created_at
+LAST_EVENTS_SQL = f"""
+SELECT client_id, platform, kind, author_handle, author_id, {one_line_sql("text", BOARD_TEXT_CHARS)} AS text,
+       created_at
 FROM interactions FINAL
 ORDER BY ingested_at DESC, created_at DESC
-LIMIT {limit:UInt32}
+LIMIT {{limit:UInt32}}
 """
 
 PIPELINE_SQL = """
@@ -50,24 +41,14 @@ ORDER BY stage
 """
 
 
-# Inbound and answered in the last hour of event time, from the per-minute rollup.
-RECENT_SQL = """
-SELECT client_id, sum(inbound) AS inbound_hour, sum(answered) AS answered_hour, sum(breached) AS breached_hour
-FROM activity_minutely FINAL
-WHERE minute >= (SELECT max(minute) FROM activity_minutely) - INTERVAL 1 HOUR
-GROUP BY client_id
-ORDER BY client_id
-"""
-
-
 @dataclass(frozen=True, slots=True)
 class BoardData:
-    totals: list[dict[str, Any]]
+    detection: list[dict[str, Any]]
+    """Per client (accounts under ``accounts``), every figure of :data:`BOARD_FIGURES`."""
     last_events: list[dict[str, Any]]
     pipeline: list[dict[str, Any]]
-    detection: list[dict[str, Any]] = field(default_factory=list)
-    """Per client, as `rapport report` gives them (:func:`streams.report.collect`)."""
     recent: list[dict[str, Any]] = field(default_factory=list)
+    """Per client, :data:`RECENT_FIGURES` over the last hour of event time."""
 
 
 def _rows(client: Client, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -75,13 +56,21 @@ def _rows(client: Client, sql: str, parameters: dict[str, Any] | None = None) ->
     return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
 
+def latest_event(client: Client) -> datetime | None:
+    """The latest stored event time (``None`` on an empty store)."""
+    value = client.query("SELECT max(created_at), count() FROM interactions").result_rows[0]
+    return value[0].replace(tzinfo=UTC) if value[1] else None
+
+
 def read_board(client: Client, last_events: int = 8) -> BoardData:
     from streams.report import collect
 
+    latest = latest_event(client)
+    recent = [] if latest is None else collect(client, since=latest - timedelta(hours=1), until=latest,
+                                               names=RECENT_FIGURES)
     return BoardData(
-        totals=_rows(client, CLIENT_TOTALS_SQL),
+        detection=collect(client, names=BOARD_FIGURES),
         last_events=_rows(client, LAST_EVENTS_SQL, {"limit": last_events}),
         pipeline=_rows(client, PIPELINE_SQL),
-        detection=collect(client),
-        recent=_rows(client, RECENT_SQL),
+        recent=recent,
     )

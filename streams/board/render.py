@@ -10,7 +10,7 @@ from streams.clients import ClientsFile
 
 
 def render(data: BoardData, clients: ClientsFile, elapsed_s: float) -> Group:
-    totals = {row["client_id"]: row for row in data.totals}
+    totals = {row["client_id"]: row for row in data.detection}
     table = Table(title=f"Rapport: connections, not vanity  ({elapsed_s:,.0f}s)", expand=True)
     for col in ("client", "interactions", "per min", "from others", "brand replies",
                 "likes", "reposts", "follows"):
@@ -18,26 +18,36 @@ def render(data: BoardData, clients: ClientsFile, elapsed_s: float) -> Group:
     for client in clients.clients:
         row = totals.get(client.id, {})
         table.add_row(client.name or client.id, *(f"{int(row.get(k, 0)):,}" for k in (
-            "interactions", "last_minute", "from_others", "brand_replies", "likes", "reposts", "follows")))
+            "interactions", "ingested_last_minute", "from_others", "brand_replies", "likes", "reposts", "follows")))
     recent_events = Table(title="last events", expand=True)
-    for col in ("client", "platform", "kind", "author", "text"):
-        recent_events.add_column(col, overflow="ellipsis", no_wrap=True)
+    # Fixed widths for the short columns (the longest platform, "instagram", and kind,
+    # "mention"), so a long text takes the rest of the line instead of squeezing them.
+    recent_events.add_column("time", width=8, no_wrap=True)
+    recent_events.add_column("client", min_width=6, max_width=12, overflow="ellipsis", no_wrap=True)
+    recent_events.add_column("platform", width=9, overflow="ellipsis", no_wrap=True)
+    recent_events.add_column("kind", width=7, overflow="ellipsis", no_wrap=True)
+    recent_events.add_column("author", min_width=10, max_width=22, overflow="ellipsis", no_wrap=True)
+    recent_events.add_column("text", ratio=1, overflow="ellipsis", no_wrap=True)
     for ev in data.last_events:
-        recent_events.add_row(ev["client_id"], ev["platform"], ev["kind"],
-                              ev["author_handle"] or ev["author_id"] or "?", ev["text"].replace("\n", " "))
+        at = ev.get("created_at")
+        recent_events.add_row(at.strftime("%H:%M:%S") if at is not None else "", ev["client_id"], ev["platform"],
+                              ev["kind"], ev["author_handle"] or ev["author_id"] or "?", ev["text"])
     detected = {row["client_id"]: row for row in data.detection}
     recent = {row["client_id"]: row for row in data.recent}
     conn = Table(title="connections (detected from the stored interactions)", expand=True)
     for col in ("client", "threads", "conversations", "turns", "returning people", "inbound", "answered",
                 "1st response p50", "open alerts", "breached", "inbound last hour"):
-        conn.add_column(col, justify="left" if col == "client" else "right")
+        if col == "client":  # names on one line; the figures' headers may wrap
+            conn.add_column(col, min_width=14, max_width=24, no_wrap=True, overflow="ellipsis")
+        else:
+            conn.add_column(col, justify="right")
     for client in clients.clients:
         d = detected.get(client.id, {})
         r = recent.get(client.id, {})
         conn.add_row(client.name or client.id, *(f"{int(d.get(k) or 0):,}" for k in (
             "threads", "conversations", "turns", "returning_people", "inbound", "answered")),
             _minutes(d.get("first_response_median_s")), f"{int(d.get('alerts_open') or 0):,}",
-            f"{int(d.get('alerts_breached') or 0):,}", f"{int(r.get('inbound_hour') or 0):,}")
+            f"{int(d.get('alerts_breached') or 0):,}", f"{int(r.get('inbound') or 0):,}")
     pipe = Table(title="pipeline (last hour)", expand=True)
     for col in ("stage", "events in", "dead-lettered", "skipped", "lag (records)"):
         pipe.add_column(col, justify="right")
@@ -52,14 +62,13 @@ def _minutes(seconds: float | None) -> str:
 
 
 def summary_lines(data: BoardData, clients: ClientsFile) -> list[str]:
-    totals = {row["client_id"]: row for row in data.totals}
-    detected = {row["client_id"]: row for row in data.detection}
+    totals = detected = {row["client_id"]: row for row in data.detection}
     lines = []
     for client in clients.clients:
         row = totals.get(client.id, {})
         lines.append(
             f"client={client.id} interactions={int(row.get('interactions', 0))} "
-            f"per_min={int(row.get('last_minute', 0))} from_others={int(row.get('from_others', 0))} "
+            f"per_min={int(row.get('ingested_last_minute', 0))} from_others={int(row.get('from_others', 0))} "
             f"brand_replies={int(row.get('brand_replies', 0))} likes={int(row.get('likes', 0))} "
             f"reposts={int(row.get('reposts', 0))} follows={int(row.get('follows', 0))}"
         )

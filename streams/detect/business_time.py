@@ -13,6 +13,13 @@ an opening or closing time, never in the counting. Consequences worth knowing:
   effect at its first occurrence. In both cases: "the first instant the wall clock shows
   that time or later".
 
+Overnight ranges (shared/README.md): a range whose end is at or before its start runs
+past midnight and belongs to the day it starts (``fri = "22:00-06:00"`` is open Friday
+22:00 to Saturday 06:00), start = end is 24 hours, overlapping ranges merge. A local date's
+open intervals are its own ranges up to midnight plus the part of the previous day's ranges
+that runs past midnight; a holiday closes every instant of its local date, so a Friday
+holiday closes Friday 22:00-24:00 of that shift and leaves its Saturday part open.
+
 Work is done day by day (a whole day is skipped in one step), so a deadline ten business
 days away costs about fourteen cached look-ups, never a loop over minutes.
 
@@ -31,7 +38,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from streams.clients import Client
+from streams.clients import Client, merge_ranges
 from streams.errors import ConfigError
 
 DAY_MINUTES = 24 * 60
@@ -43,7 +50,9 @@ _ONE_MS = timedelta(milliseconds=1)
 _ONE_DAY = timedelta(days=1)
 
 Ranges = tuple[tuple[int, int], ...]
-"""Open ranges of one weekday as ``(start_minute, end_minute)``; end 1440 is ``24:00``."""
+"""Open ranges that start on one weekday, ``(start_minute, end_minute)`` after its midnight:
+end 1440 is ``24:00``, an end past 1440 runs into the next day (``22:00-06:00`` is
+``(1320, 1800)``), so a range covers part of its own day and at most part of the next."""
 
 
 @lru_cache(maxsize=256)
@@ -89,14 +98,7 @@ class BusinessCalendar:
         hours = client.weekly_hours()
         weekly: tuple[Ranges, ...] | None = None
         if hours is not None:
-            days: list[Ranges] = []
-            for wd in range(7):
-                ranges = []
-                for start, end in hours.get(wd, ()):
-                    end_min = DAY_MINUTES if end is None else end.hour * 60 + end.minute
-                    ranges.append((start.hour * 60 + start.minute, end_min))
-                days.append(tuple(ranges))
-            weekly = tuple(days)
+            weekly = tuple(hours.get(wd, ()) for wd in range(7))
             if not any(weekly):
                 raise ConfigError(f"client {client.id!r}: business hours have no open time on any weekday")
         return cls(
@@ -151,10 +153,16 @@ class BusinessCalendar:
             return cached
         if self.is_holiday(day):
             out: tuple[tuple[int, int], ...] = ()
+        elif self.weekly is None:
+            out = ((self.wall_to_ms(day, 0), self.wall_to_ms(day, DAY_MINUTES)),)
         else:
-            ranges = ((0, DAY_MINUTES),) if self.weekly is None else self.weekly[day.weekday()]
-            spans = []
-            for start, end in ranges:
+            # The ranges that start today, up to midnight, and the part of yesterday's ranges
+            # that runs past midnight: every instant of this local date, and no other.
+            pieces = [(start, min(end, DAY_MINUTES)) for start, end in self.weekly[day.weekday()]]
+            pieces += [(0, end - DAY_MINUTES) for _, end in self.weekly[(day.weekday() - 1) % 7]
+                       if end > DAY_MINUTES]
+            spans: list[tuple[int, int]] = []
+            for start, end in merge_ranges(pieces):
                 a, b = self.wall_to_ms(day, start), self.wall_to_ms(day, end)
                 if b > a:
                     spans.append((a, b))

@@ -70,8 +70,8 @@ def agency_overview() -> dashboard.Dashboard:
                    description="Inbound messages without an answer; breached ones are past their SLA."),
         table_panel("Clients", sql.CLIENTS_TABLE, overrides=[
             ("reply_rate_in_sla", {"unit": "percentunit", "decimals": 1}),
-            ("median_first_response_s", {"unit": "s", "displayName": "median first response"}),
-            ("p90_first_response_s", {"unit": "s", "displayName": "p90 first response"}),
+            ("first_response_business_median_s", {"unit": "s", "displayName": "median first response"}),
+            ("first_response_business_p90_s", {"unit": "s", "displayName": "p90 first response"}),
             ("breached", {"thresholds": {"mode": "absolute", "steps": [
                 {"color": "green", "value": None}, {"color": "red", "value": 1}]},
                 "custom.cellOptions": {"type": "color-background"}}),

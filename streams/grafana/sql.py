@@ -20,8 +20,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from streams import figures
+from streams.text import PANEL_TEXT_CHARS, one_line_sql
+
 CLIENT = "client_id IN (${client:singlequote})"
-SCOPE = f"{CLIENT} AND account_id IN (${{account:singlequote}}) AND platform IN (${{platform:singlequote}})"
+SCOPE = figures.GRAFANA_SCOPE.where
 PLATFORM = "platform IN (${platform:singlequote})"
 
 
@@ -49,77 +52,30 @@ VAR_PLATFORM = (f"SELECT DISTINCT platform FROM activity_minutely WHERE {CLIENT}
                 "AND account_id IN (${account:singlequote}) ORDER BY platform")
 VARIABLES = {"client": VAR_CLIENT, "account": VAR_ACCOUNT, "platform": VAR_PLATFORM}
 
-# --- agency overview --------------------------------------------------------------------------
-CONVERSATIONS = _q("conversations", f"""
-SELECT count() AS conversations
-FROM conversations FINAL
-WHERE {SCOPE} AND $__timeFilter(started_at)
-""", ("conversations",), tables=("conversations",))
+# --- agency overview: figures of the catalogue (streams/figures.py) -------------------------------
+def _figures(key: str, names: tuple[str, ...], by: str | None = None, **kw: object) -> Query:
+    """A panel of catalogue figures: the same SQL as the report's, in Grafana's scope."""
+    columns = ((by,) if by else ()) + names
+    all_time = tuple(t for t in figures.tables_of(names)
+                     if any(figures.BY_NAME[n].time_column is None for n in names if figures.BY_NAME[n].table == t))
+    return _q(key, figures.figures_sql(names, figures.GRAFANA_SCOPE, by), columns,
+              all_time=all_time, tables=tuple(figures.tables_of(names)), **kw)
 
-RETURNING = _q("returning_people", f"""
-SELECT countIf(returning) AS returning_people
-FROM connections FINAL
-WHERE {SCOPE}
-""", ("returning_people",), all_time=("connections",), tables=("connections",))
 
-# Reply rate within SLA: inbound messages answered by their deadline / inbound messages whose
-# deadline falls in the period (and has passed); a message deleted unanswered (cancelled) is neither.
-_RESPONSE_FIGURES = """
-countIf(status = 'answered' AND answered_at <= due_at AND $__timeFilter(due_at) AND due_at <= now())
-    / nullIf(countIf(status != 'cancelled' AND $__timeFilter(due_at) AND due_at <= now()), 0) AS reply_rate_in_sla,
-quantileExactIf(0.5)(response_business_s, status = 'answered' AND $__timeFilter(received_at))
-    AS median_first_response_s,
-quantileExactIf(0.9)(response_business_s, status = 'answered' AND $__timeFilter(received_at))
-    AS p90_first_response_s,
-countIf(status IN ('open', 'breached')) AS unanswered,
-countIf(status = 'breached') AS breached"""
+def _expr(name: str) -> str:
+    """A catalogue figure's aggregate in Grafana's scope, for a panel that buckets it."""
+    return figures.BY_NAME[name].expression(figures.GRAFANA_SCOPE)
 
-RESPONSE_STATS = _q("response_stats", f"""
-SELECT {_RESPONSE_FIGURES}
-FROM responses FINAL
-WHERE {SCOPE}
-""", ("reply_rate_in_sla", "median_first_response_s", "p90_first_response_s", "unanswered", "breached"),
-    all_time=("responses",), tables=("responses",))
 
-_PER_CLIENT = f"""
-WITH
-    conv AS (SELECT client_id, count() AS conversations FROM conversations FINAL
-             WHERE {SCOPE} AND $__timeFilter(started_at) GROUP BY client_id),
-    conn AS (SELECT client_id, countIf(returning) AS returning_people FROM connections FINAL
-             WHERE {SCOPE} GROUP BY client_id),
-    resp AS (SELECT client_id, {_RESPONSE_FIGURES.replace(chr(10), chr(10) + '             ')}
-             FROM responses FINAL WHERE {SCOPE} GROUP BY client_id),
-    vanity AS (SELECT client_id, sum(likes) AS likes, sum(reposts) AS reposts, sum(follows) AS follows
-               FROM activity_minutely FINAL WHERE {SCOPE} AND $__timeFilter(minute) GROUP BY client_id),
-    ids AS (SELECT client_id FROM conv UNION DISTINCT SELECT client_id FROM conn
-            UNION DISTINCT SELECT client_id FROM resp UNION DISTINCT SELECT client_id FROM vanity)
-"""
-
-CLIENTS_TABLE = _q("clients_table", _PER_CLIENT + """
-SELECT ids.client_id AS client_id, conv.conversations AS conversations, conn.returning_people AS returning_people,
-       resp.reply_rate_in_sla AS reply_rate_in_sla, resp.median_first_response_s AS median_first_response_s,
-       resp.p90_first_response_s AS p90_first_response_s, resp.unanswered AS unanswered, resp.breached AS breached,
-       vanity.likes AS likes, vanity.reposts AS reposts, vanity.follows AS follows
-FROM ids
-LEFT JOIN conv ON conv.client_id = ids.client_id
-LEFT JOIN conn ON conn.client_id = ids.client_id
-LEFT JOIN resp ON resp.client_id = ids.client_id
-LEFT JOIN vanity ON vanity.client_id = ids.client_id
-ORDER BY client_id
-""", ("client_id", "conversations", "returning_people", "reply_rate_in_sla", "median_first_response_s",
-      "p90_first_response_s", "unanswered", "breached", "likes", "reposts", "follows"),
-    all_time=("connections", "responses"),
-    tables=("conversations", "connections", "responses", "activity_minutely"))
-
-CONNECTIONS_VS_VANITY = _q("connections_vs_vanity", _PER_CLIENT + """
-SELECT ids.client_id AS client_id, conv.conversations AS conversations, vanity.likes AS likes,
-       vanity.reposts AS reposts, vanity.follows AS follows
-FROM ids
-LEFT JOIN conv ON conv.client_id = ids.client_id
-LEFT JOIN vanity ON vanity.client_id = ids.client_id
-ORDER BY client_id
-""", ("client_id", "conversations", "likes", "reposts", "follows"),
-    tables=("conversations", "activity_minutely"))
+CONVERSATIONS = _figures("conversations", ("conversations",))
+RETURNING = _figures("returning_people", ("returning_people",))
+RESPONSE_STATS = _figures("response_stats", ("reply_rate_in_sla", "first_response_business_median_s",
+                                             "first_response_business_p90_s", "unanswered", "breached"))
+CLIENT_FIGURES = ("conversations", "returning_people", "reply_rate_in_sla", "first_response_business_median_s",
+                  "first_response_business_p90_s", "unanswered", "breached", "likes", "reposts", "follows")
+CLIENTS_TABLE = _figures("clients_table", CLIENT_FIGURES, by="client_id")
+CONNECTIONS_VS_VANITY = _figures("connections_vs_vanity", ("conversations", "likes", "reposts", "follows"),
+                                 by="client_id")
 
 INBOUND_SERIES = _q("inbound_series", f"""
 SELECT $__timeInterval(minute) AS time, sum(inbound) AS inbound, sum(answered_in_sla) AS answered_in_sla,
@@ -137,12 +93,12 @@ SELECT r.platform AS platform, r.account_id AS account_id, i.author_handle AS wh
        dateDiff('second', now(), r.due_at) AS due_in_s, r.status AS status, i.url AS link
 FROM (SELECT client_id, account_id, platform, event_id, received_at, due_at, status
       FROM responses FINAL
-      WHERE {SCOPE} AND status IN ('open', 'breached')) AS r
+      WHERE {SCOPE} AND {figures.UNANSWERED}) AS r
 LEFT JOIN (SELECT client_id, account_id, platform, event_id, author_handle,
-                  substring(replaceRegexpAll(text, '\\\\s+', ' '), 1, 280) AS text, url
+                  {one_line_sql("text", PANEL_TEXT_CHARS)} AS text, url
            FROM interactions FINAL
            WHERE {SCOPE} AND event_id IN (SELECT event_id FROM responses FINAL
-                                          WHERE {SCOPE} AND status IN ('open', 'breached'))) AS i
+                                          WHERE {SCOPE} AND {figures.UNANSWERED})) AS i
     ON i.client_id = r.client_id AND i.account_id = r.account_id AND i.platform = r.platform
    AND i.event_id = r.event_id
 ORDER BY r.due_at
@@ -163,7 +119,7 @@ RESPONSE_TIMES = _q("response_time_distribution", f"""
 SELECT multiIf(s < 300, '< 5 min', s < 900, '5-15 min', s < 3600, '15-60 min', s < 14400, '1-4 h',
                s < 86400, '4-24 h', '> 1 day') AS first_response, count() AS messages
 FROM (SELECT response_business_s AS s FROM responses FINAL
-      WHERE {SCOPE} AND status = 'answered' AND $__timeFilter(received_at))
+      WHERE {SCOPE} AND {figures.ANSWERED} AND $__timeFilter(received_at))
 GROUP BY first_response
 ORDER BY min(s)
 """, ("first_response", "messages"), tables=("responses",))
@@ -178,7 +134,7 @@ LIMIT 20
     all_time=("connections",), tables=("connections",))
 
 CONVERSATIONS_PER_HOUR = _q("conversations_per_hour", f"""
-SELECT $__timeGroup(started_at, '1h') AS time, platform, count() AS conversations
+SELECT $__timeGroup(started_at, '1h') AS time, platform, {_expr("conversations")} AS conversations
 FROM conversations FINAL
 WHERE {SCOPE} AND $__timeFilter(started_at)
 GROUP BY time, platform
@@ -252,18 +208,18 @@ SWEEP_LAG = _q("sweep_lag", f"""
 SELECT $__timeInterval(opened_at) AS time, quantile(0.5)(lag_s) AS p50_s, max(lag_s) AS max_s
 FROM (SELECT opened_at, (toInt64(version) - toUnixTimestamp64Milli(opened_at)) / 1000 AS lag_s
       FROM alerts FINAL
-      WHERE {CLIENT} AND status = 'breached' AND $__timeFilter(opened_at))
+      WHERE {CLIENT} AND {figures.ALERT_OPEN} AND $__timeFilter(opened_at))
 GROUP BY time
 ORDER BY time
 """, ("time", "p50_s", "max_s"), time_series=True, tables=("alerts",))
 
 # --- alert rules (no dashboard variables: one series per row, strings become labels) ----------
-ALERT_UNANSWERED = _q("alert_unanswered", """
+ALERT_UNANSWERED = _q("alert_unanswered", f"""
 SELECT client_id, account_id, platform, event_id,
-       substring(replaceRegexpAll(text, '\\\\s+', ' '), 1, 280) AS message,
+       {one_line_sql("text", PANEL_TEXT_CHARS)} AS message,
        dateDiff('second', due_at, now()) / 60 AS overdue_minutes
 FROM alerts FINAL
-WHERE status = 'breached' AND $__timeFilter(opened_at)
+WHERE {figures.ALERT_OPEN} AND $__timeFilter(opened_at)
 ORDER BY client_id, due_at
 """, ("client_id", "account_id", "platform", "event_id", "message", "overdue_minutes"), client=False,
     tables=("alerts",))

@@ -261,15 +261,11 @@ class Hours:
             day = here.date() + timedelta(days=ahead)
             if day in self.holidays:
                 continue
-            ranges = self.weekly.get(day.weekday(), ()) if self.weekly is not None else (
-                (time(0), None),
-            )
-            for start, end in ranges:
-                opens = datetime.combine(day, start, self.zone)
-                closes = (
-                    datetime.combine(day, end, self.zone) if end is not None
-                    else datetime.combine(day + timedelta(days=1), time(0), self.zone)
-                )
+            ranges = self.weekly.get(day.weekday(), ()) if self.weekly is not None else ((0, 24 * 60),)
+            midnight = datetime.combine(day, time(0))
+            for start, end in ranges:  # minutes after midnight; an end past 1440 runs into the next day
+                opens = (midnight + timedelta(minutes=start)).replace(tzinfo=self.zone)
+                closes = (midnight + timedelta(minutes=end)).replace(tzinfo=self.zone)
                 if here < closes:
                     return int(max(opens, here).timestamp() * 1000)
         return ms

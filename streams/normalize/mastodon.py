@@ -33,6 +33,8 @@ PLATFORM = "mastodon"
 SIGNALS = {"favourite": "like", "reblog": "repost"}
 STATUS_NOTIFICATIONS = frozenset({"mention", "status", "quote"})
 EDIT_NOTIFICATIONS = frozenset({"update", "quoted_update"})
+STATUS_TYPES = STATUS_NOTIFICATIONS | EDIT_NOTIFICATIONS | frozenset(SIGNALS)
+"""Notification types about a status: Mastodon sends ``status: null`` once it is deleted."""
 _BLOCKS = frozenset({"p", "li", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6"})
 
 
@@ -196,6 +198,11 @@ def _status(st: Node, arrival: Arrival, index: AccountIndex, out: Collector) -> 
     out.interaction(draft, audience)
 
 
+def deleted_status_reason(ntype: str) -> str:
+    """Why a notification whose status is null is skipped (both paths give this reason)."""
+    return f"{ntype} notification whose status was deleted (status null)"
+
+
 def _edit(
     st: Node, fallback_ms: int | None, arrival: Arrival, index: AccountIndex, out: Collector,
 ) -> None:
@@ -213,6 +220,9 @@ def _edit(
 def _notification(n: Node, arrival: Arrival, index: AccountIndex, out: Collector) -> None:
     """Notifications are the account's own source: ``arrival.via_account`` names it."""
     ntype = n.text("type")
+    if ntype in STATUS_TYPES and "status" in n.data and n.data["status"] is None:
+        out.skip(deleted_status_reason(ntype))  # the status was deleted: about nothing we measure
+        return
     if ntype in STATUS_NOTIFICATIONS:
         _status(n.obj("status"), arrival, index, out)
         return

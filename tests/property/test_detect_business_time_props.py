@@ -102,3 +102,91 @@ def test_open_instants_match_the_wall_clock_definition(cal: BusinessCalendar, st
         else:
             expected = any(a <= minute < b for a, b in cal.weekly[local.weekday()])
         assert cal.is_open(t) == expected, (local, cal)
+
+
+# --- overnight ranges, against a minute-by-minute walk of the wall clock ------------------
+# Every opening and closing time lies outside 01:00-04:00, the hours the clocks change in
+# (New York, Berlin, Lord Howe), where "the wall clock shows HH:MM" is not one instant.
+_TIMES = [m for m in range(0, 24 * 60 + 1, 15) if not 60 <= m < 240]
+
+
+def _hhmm(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+@st.composite
+def night_specs(draw: st.DrawFn) -> dict[int, list[tuple[int, int]]]:
+    """Per weekday, ranges as written (start, end): any order, overlapping, ends at or
+    before their start (past midnight), start = end (24 hours), ``24:00`` ends."""
+    out: dict[int, list[tuple[int, int]]] = {}
+    for wd in range(7):
+        ranges = draw(st.lists(st.tuples(st.sampled_from(_TIMES[:-1]), st.sampled_from(_TIMES)), max_size=3))
+        if ranges:
+            out[wd] = ranges
+    if not out:
+        out[draw(st.integers(0, 6))] = [(22 * 60, 6 * 60)]
+    return out
+
+
+def _walk_open(spec: dict[int, list[tuple[int, int]]], holidays: frozenset[date], zone: ZoneInfo, t: int) -> bool:
+    """shared/README.md, read literally: open when the wall time lies in a range of its own
+    day (up to midnight when the range runs past it) or in the part of the previous day's
+    range past midnight, and the local date is no holiday."""
+    local = datetime.fromtimestamp(t / 1000, zone)
+    if local.date() in holidays:
+        return False
+    minute = local.hour * 60 + local.minute
+    for start, end in spec.get(local.weekday(), ()):
+        if start <= minute and (minute < end or end <= start):
+            return True
+    return any(end <= start and minute < end for start, end in spec.get((local.weekday() - 1) % 7, ()))
+
+
+def _calendar(zone: str, spec: dict[int, list[tuple[int, int]]], holidays: frozenset[date]) -> BusinessCalendar:
+    """Built from the spec written as the clients file writes it, through its parser."""
+    from streams.clients import parse_ranges
+
+    weekly = tuple(parse_ranges(",".join(f"{_hhmm(a)}-{_hhmm(b)}" for a, b in spec[wd])) if wd in spec else ()
+                   for wd in range(7))
+    return BusinessCalendar(zone, weekly, holidays)
+
+
+minute_starts = starts.map(lambda t: t // 60_000 * 60_000)
+near_holidays = st.lists(st.integers(-1, 6), max_size=4)
+"""Holidays as day offsets from the start's date (UTC), so they fall where the walk goes."""
+
+
+def _days(start: int, offsets: list[int]) -> frozenset[date]:
+    day = datetime.fromtimestamp(start / 1000, UTC).date()
+    return frozenset(day + timedelta(days=d) for d in offsets)
+
+
+@settings(max_examples=60, deadline=None)
+@given(zone=st.sampled_from(ZONES), spec=night_specs(), start=minute_starts, offsets=near_holidays)
+def test_overnight_hours_open_exactly_when_the_wall_clock_says(
+    zone: str, spec: dict[int, list[tuple[int, int]]], start: int, offsets: list[int],
+) -> None:
+    holidays = _days(start, offsets)
+    cal = _calendar(zone, spec, holidays)
+    tz = ZoneInfo(zone)
+    for t in range(start, start + 3 * 86_400_000, 60_000):
+        assert cal.is_open(t) == _walk_open(spec, holidays, tz, t), (datetime.fromtimestamp(t / 1000, tz), spec)
+
+
+@settings(max_examples=60, deadline=None)
+@given(zone=st.sampled_from(ZONES), spec=night_specs(), start=minute_starts, offsets=near_holidays,
+       minutes=st.integers(1, 600))
+def test_overnight_deadlines_are_those_of_a_minute_by_minute_walk(
+    zone: str, spec: dict[int, list[tuple[int, int]]], start: int, offsets: list[int], minutes: int,
+) -> None:
+    holidays = _days(start, offsets)
+    cal = _calendar(zone, spec, holidays)
+    tz = ZoneInfo(zone)
+    t, remaining, horizon = start, minutes, start + 15 * 86_400_000
+    while remaining and t < horizon:
+        remaining -= _walk_open(spec, holidays, tz, t)
+        t += 60_000
+    if remaining:
+        return  # so few open minutes near holidays that the walk gives up; nothing to compare
+    assert cal.add_business(start, minutes) == t
+    assert cal.business_ms_between(start, t) == minutes * 60_000

@@ -1,4 +1,3 @@
-from datetime import time
 from pathlib import Path
 
 import pytest
@@ -34,8 +33,8 @@ def test_good_file_parses_hours_and_holidays() -> None:
     acme = clients.client("acme")
     hours = acme.weekly_hours()
     assert hours is not None
-    assert hours[0] == ((time(9), time(17)),)
-    assert hours[4] == ((time(9), time(12)), (time(13), None))
+    assert hours[0] == ((9 * 60, 17 * 60),)
+    assert hours[4] == ((9 * 60, 12 * 60), (13 * 60, 24 * 60))
     assert 1 not in hours  # a missing day is closed
     assert str(acme.holidays[0]) == "2026-12-25"
 
@@ -50,7 +49,8 @@ def test_no_hours_means_always_open() -> None:
     [
         (('platform = "reddit"', 'platform = "myspace"'), "clients[0].accounts[0].platform"),
         (('timezone = "America/New_York"', 'timezone = "Mars/Olympus"'), "unknown time zone"),
-        (('mon = "09:00-17:00"', 'mon = "17:00-09:00"'), "ends before it starts"),
+        (('mon = "09:00-17:00"', 'mon = "17:00-9:00"'), "is not HH:MM-HH:MM"),
+        (('mon = "09:00-17:00"', 'mon = "17:00-24:01"'), "is not a valid time range"),
         (('mon = "09:00-17:00"', 'funday = "09:00-17:00"'), "unknown weekday"),
         (('sla_minutes = 60', 'sla_minutes = 0'), "clients[0].sla_minutes"),
         (('sla_minutes = 60', 'sla_minutes = 60\ncolour = "red"'), "colour"),
@@ -79,6 +79,12 @@ def test_duplicate_client_ids_refused() -> None:
         parse_clients(GOOD + GOOD)
 
 
-def test_parse_ranges_rejects_overlap() -> None:
-    with pytest.raises(ValueError, match="overlaps"):
-        parse_ranges("09:00-12:00,11:00-13:00")
+def test_parse_ranges_merges_overlaps_and_runs_past_midnight() -> None:
+    assert parse_ranges("13:00-17:00,09:00-12:00,11:00-13:00") == ((540, 1020),)
+    assert parse_ranges("22:00-06:00") == ((1320, 1800),)  # Friday 22:00 to Saturday 06:00
+    assert parse_ranges("08:00-08:00") == ((480, 1920),)  # start = end: 24 hours
+    assert parse_ranges("00:00-24:00") == ((0, 1440),)
+    assert parse_ranges("09:00-17:00,22:00-24:00") == ((540, 1020), (1320, 1440))
+    for bad in ("24:00-02:00", "09:00-24:30", "9:00-10:00", "09:60-10:00"):
+        with pytest.raises(ValueError):
+            parse_ranges(bad)

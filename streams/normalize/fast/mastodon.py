@@ -28,7 +28,15 @@ from streams.normalize.fast.core import (
     opt_text,
     text,
 )
-from streams.normalize.mastodon import _BLOCKS, EDIT_NOTIFICATIONS, SIGNALS, STATUS_NOTIFICATIONS, html_to_text
+from streams.normalize.mastodon import (
+    _BLOCKS,
+    EDIT_NOTIFICATIONS,
+    SIGNALS,
+    STATUS_NOTIFICATIONS,
+    STATUS_TYPES,
+    deleted_status_reason,
+    html_to_text,
+)
 
 # Status HTML as Mastodon writes it: text without entities between plain tags whose
 # attributes are all name="value". For exactly that, what html.parser makes of it is
@@ -171,6 +179,9 @@ def _edit(st: dict[str, Any], fallback_ms: int | None, rows: Rows) -> None:
 
 def _notification(n: dict[str, Any], rows: Rows) -> None:
     ntype = text(n.get("type"))
+    if ntype in STATUS_TYPES and "status" in n and n["status"] is None:
+        rows.skip(deleted_status_reason(ntype))
+        return
     if ntype in STATUS_NOTIFICATIONS:
         _status(obj(n.get("status")), rows)
         return

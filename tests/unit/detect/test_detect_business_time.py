@@ -165,3 +165,66 @@ def test_long_slas_are_cheap() -> None:
     for i in range(2000):
         c.add_business(start + i * 3_600_000, 10 * 8 * 60)  # ten business days
     assert time.perf_counter() - began < 2.0
+
+
+# --- overnight ranges (shared/README.md "SLA deadline") ---------------------------------
+# 2024-03-08 is a Friday, 2024-03-09 a Saturday.
+
+
+def test_a_range_ending_before_its_start_runs_past_midnight() -> None:
+    c = cal(hours={"fri": "22:00-06:00"})
+    assert c.is_open(local_ms("UTC", 2024, 3, 8, 22, 0))
+    assert c.is_open(local_ms("UTC", 2024, 3, 9, 5, 59))
+    assert not c.is_open(local_ms("UTC", 2024, 3, 9, 6, 0))
+    assert not c.is_open(local_ms("UTC", 2024, 3, 8, 21, 59))
+    assert not c.is_open(local_ms("UTC", 2024, 3, 8, 3, 0))  # Thursday has no shift to run into Friday
+    # the SLA runs through the night shift: Friday 23:30 + 120 min is Saturday 01:30
+    assert c.add_business(local_ms("UTC", 2024, 3, 8, 23, 30), 120) == local_ms("UTC", 2024, 3, 9, 1, 30)
+    # Saturday 05:30 + 60 min: 30 min tonight, the other 30 from next Friday 22:00
+    assert c.add_business(local_ms("UTC", 2024, 3, 9, 5, 30), 60) == local_ms("UTC", 2024, 3, 15, 22, 30)
+    assert c.business_seconds_between(local_ms("UTC", 2024, 3, 8, 20), local_ms("UTC", 2024, 3, 9, 12)) == 8 * 3600
+
+
+def test_friday_night_shift_with_a_saturday_holiday() -> None:
+    """A holiday closes every instant of its local date: the Saturday part of Friday's shift."""
+    c = cal(hours={"fri": "22:00-06:00"}, holidays=(date(2024, 3, 9),))
+    assert c.is_open(local_ms("UTC", 2024, 3, 8, 23, 0))
+    assert not c.is_open(local_ms("UTC", 2024, 3, 9, 1, 0))
+    assert c.open_intervals(date(2024, 3, 9)) == ()
+    # Friday 23:30 + 60 min: 30 min until midnight, the rest next Friday night
+    assert c.add_business(local_ms("UTC", 2024, 3, 8, 23, 30), 60) == local_ms("UTC", 2024, 3, 15, 22, 30)
+
+
+def test_a_friday_holiday_closes_its_part_of_the_shift_only() -> None:
+    c = cal(hours={"fri": "22:00-06:00"}, holidays=(date(2024, 3, 8),))
+    assert not c.is_open(local_ms("UTC", 2024, 3, 8, 23, 0))
+    assert c.is_open(local_ms("UTC", 2024, 3, 9, 1, 0))
+    assert c.add_business(local_ms("UTC", 2024, 3, 8, 20, 0), 60) == local_ms("UTC", 2024, 3, 9, 1, 0)
+
+
+def test_start_equal_to_end_is_24_hours() -> None:
+    c = cal(hours={"mon": "08:00-08:00"})
+    monday_8 = local_ms("UTC", 2024, 3, 4, 8, 0)
+    assert c.add_business(monday_8, 24 * 60) == local_ms("UTC", 2024, 3, 5, 8, 0)
+    assert c.is_open(local_ms("UTC", 2024, 3, 5, 7, 59)) and not c.is_open(local_ms("UTC", 2024, 3, 5, 8, 0))
+    assert not c.is_open(local_ms("UTC", 2024, 3, 4, 7, 59))
+
+
+def test_overlapping_ranges_merge_also_across_midnight() -> None:
+    c = cal(hours={"fri": "22:00-06:00,23:00-01:00", "sat": "00:00-08:00"})
+    assert [(b - a) // MIN for a, b in c.open_intervals(date(2024, 3, 9))] == [8 * 60]
+    assert c.business_seconds_between(local_ms("UTC", 2024, 3, 8, 22), local_ms("UTC", 2024, 3, 9, 9)) == 10 * 3600
+
+
+def test_a_night_shift_across_the_dst_change() -> None:
+    """Saturday 22:00 to Sunday 06:00 in New York is 7 real hours on the spring-forward night,
+    9 on the fall-back night (business time is elapsed time while open)."""
+    c = cal(tz=NY, hours={"sat": "22:00-06:00"})
+    for saturday, hours in ((date(2024, 3, 9), 7), (date(2024, 11, 2), 9)):
+        start = local_ms(NY, saturday.year, saturday.month, saturday.day, 22, 0)
+        sunday = saturday.toordinal() + 1
+        end_day = date.fromordinal(sunday)
+        end = local_ms(NY, end_day.year, end_day.month, end_day.day, 6, 0)
+        assert end - start == hours * 3_600_000
+        assert c.business_seconds_between(start - 3_600_000, end + 3_600_000) == hours * 3600
+        assert c.add_business(start, hours * 60) == end

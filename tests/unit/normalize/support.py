@@ -14,7 +14,9 @@ from streams.normalize.registry import normalize
 
 TESTS = Path(__file__).resolve().parents[2]
 LOCAL = TESTS / "fixtures" / "normalize"
-SHARED = TESTS.parents[1] / "shared" / "fixtures"
+# shared/ beside the checkout (/work/main -> /work/shared), also from a worktree deeper down
+SHARED = next((p / "shared" / "fixtures" for p in TESTS.parents if (p / "shared" / "fixtures").is_dir()),
+              TESTS.parents[1] / "shared" / "fixtures")
 SHARED_FILES = {
     "bluesky": "bluesky_jetstream.jsonl",
     "reddit": "reddit.jsonl",

@@ -127,3 +127,46 @@ def test_skips_and_dead_letters() -> None:
     bad_time["payload"]["created_at"] = "yesterday"
     assert dead("mastodon", bad_time) == (
         "mastodon: payload.created_at is not an ISO 8601 time: 'yesterday'")
+
+
+# Mastodon sends a notification about a deleted status with ``status: null`` (the API's
+# Notification entity: "status: Status or null"), on REST and streaming alike. It is
+# well-formed and concerns no metric: skipped with its reason, never dead-lettered.
+NULL_STATUS_CASES = ("mention_status_null_rest", "mention_status_null_stream", "favourite_status_null",
+                     "reblog_status_null", "update_status_null")
+
+
+def test_a_notification_whose_status_was_deleted_is_skipped() -> None:
+    for name in NULL_STATUS_CASES:
+        ntype = name.split("_", 1)[0]
+        for via in ("1001", None):
+            reason = skipped("mastodon", case(name), via=via)
+            assert reason == f"{ntype} notification whose status was deleted (status null)", (name, reason)
+
+
+def test_a_notification_without_its_status_key_is_still_malformed() -> None:
+    assert "status missing" in dead("mastodon", case("mention_status_absent"))
+
+
+def test_deleted_status_notifications_are_counted_as_skips_in_a_batch() -> None:
+    """Through the batch normalizer, fast path on and off: counted skips, no dead letter."""
+    from unittest import mock
+
+    from streams.clients import load_clients
+    from streams.normalize import records as records_module
+    from streams.normalize.base import AccountIndex
+    from streams.normalize.records import RawRecord, normalize_records
+    from tests.support.stack import REPO
+
+    bodies = [json.dumps(case(name)).encode() for name in NULL_STATUS_CASES]
+    recs = [RawRecord("raw.mastodon", 0, i, "mastodon", body, {"source": "notifications", "via_account": "1001",
+                                                                 "received_at": "1790000000000"}, 5)
+            for i, body in enumerate(bodies)]
+    for fast in (True, False):
+        idx = AccountIndex.build(load_clients(REPO / "clients.example.toml"))
+        with mock.patch.object(records_module, "FAST", records_module.FAST if fast else {}):
+            out = normalize_records(recs, idx, 1_790_000_000_123)
+        assert out.dead_letters == [] and out.events_out == 0
+        assert out.skipped == len(bodies), fast
+        assert sum(out.skip_reasons.values()) == len(bodies)
+        assert all("status was deleted" in reason for reason in out.skip_reasons), out.skip_reasons
