@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 from streams.embedded.children import stop as stop_child
-from streams.embedded.lifecycle import die_with_parent
+from streams.embedded.lifecycle import die_with_parent, signals_deferred
 from streams.embedded.ports import free_port, port_is_free
 from streams.errors import StackError
 from streams.kafka_admin import ensure_topics, wait_for_broker
@@ -60,8 +60,9 @@ class Broker:
         cmd = [tansu_binary(), "broker", "--listener-url", listen, "--advertised-listener-url", listen,
                "--storage-engine", "memory://tansu/"]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     preexec_fn=die_with_parent, start_new_session=True)
+        with signals_deferred():  # a stop signal now would lose track of the child being started
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         preexec_fn=die_with_parent, start_new_session=True)
         try:
             wait_for_broker(self.url, timeout_s)
         except StackError:

@@ -18,7 +18,9 @@ processes. Three mechanisms together make sure none of them outlives its starter
   ``timeout``, CI runners, ``kill`` and a closed terminal send) raise
   :class:`KeyboardInterrupt` in the main thread like Ctrl-C, so the ``finally`` blocks that
   stop the stack run; during the stop itself further signals are ignored
-  (:func:`ignoring_signals`), so a second one cannot abandon children half-stopped.
+  (:func:`ignoring_signals`), so a second one cannot abandon children half-stopped, and
+  while a child is started and recorded the interrupt waits (:func:`signals_deferred`),
+  so no child is started without the stack knowing it.
 
 Readiness: a child started with a ready pipe (``RAPPORT_READY_FD``) writes one line into it
 once it is started (:func:`signal_ready`), so a starter can wait for what it reports.
@@ -110,8 +112,36 @@ def signal_ready(ready_fd: int | None) -> None:
             os.close(ready_fd)
 
 
+class _Deferral:
+    """Whether a stop signal must wait for the end of a critical section, and which came."""
+
+    depth = 0
+    pending: int | None = None
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
+    if _Deferral.depth:
+        _Deferral.pending = signum  # raised when the critical section ends
+        return
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """A stop signal that arrives in this block interrupts right after it, not inside it.
+
+    For "start a child and record it": interrupted between the two, the starter would stop
+    what it knows of and lose the child it had just started (seen: a bench worker forked
+    while SIGTERM arrived kept running after its stack had stopped).
+    """
+    _Deferral.depth += 1
+    try:
+        yield
+    finally:
+        _Deferral.depth -= 1
+        if not _Deferral.depth and _Deferral.pending is not None:
+            signum, _Deferral.pending = _Deferral.pending, None
+            raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 @contextmanager

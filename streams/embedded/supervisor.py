@@ -22,7 +22,7 @@ from pathlib import Path
 from streams.clients import load_clients
 from streams.embedded.broker import Broker
 from streams.embedded.children import Child, first_line, spawn, stop, wait_ready
-from streams.embedded.lifecycle import ignoring_signals, stop_on_signals
+from streams.embedded.lifecycle import ignoring_signals, signals_deferred, stop_on_signals
 from streams.embedded.republish import republish_unprocessed
 from streams.embedded.stackfile import StackInfo, clear_stack, read_stack, write_stack
 from streams.errors import ConfigError, StackError
@@ -85,7 +85,8 @@ class Stack:
                           self.settings.replication_factor)
             self._republish()
             for i in range(self.workers_wanted):
-                self.workers.append(self._spawn_worker(i, ready=True))
+                with signals_deferred():
+                    self.workers.append(self._spawn_worker(i, ready=True))
             if self.ingest:
                 self._start_agents()
             self._wait_started()
@@ -128,8 +129,9 @@ class Stack:
 
     def _start_store(self) -> None:
         log_path = self.data_dir / "logs" / "store.log"
-        self.store_proc = spawn(["store", "--data-dir", str(self.data_dir), "--port", str(self.store_port)],
-                                log_path, capture_first_line=True)
+        with signals_deferred():
+            self.store_proc = spawn(["store", "--data-dir", str(self.data_dir), "--port", str(self.store_port)],
+                                    log_path, capture_first_line=True)
         self.store_url = first_line(self.store_proc, "the store", log_path)
 
     def _republish(self) -> None:
@@ -160,14 +162,16 @@ class Stack:
     def _start_agents(self) -> None:
         specs, self.agent_notes = planned_agents(self.settings, self.clients)
         for spec in specs:
-            self.agents[spec.name] = (spec, self._spawn_agent(spec, ready=True))
+            with signals_deferred():
+                self.agents[spec.name] = (spec, self._spawn_agent(spec, ready=True))
 
     def _spawn_agent(self, spec: AgentSpec, ready: bool = False) -> Child:
         return spawn(spec.argv, self.data_dir / "logs" / f"ingest-{spec.name}.log", env=self._env(), ready=ready)
 
     def add_worker(self) -> None:
         """Start one more worker process (it joins the same consumer group)."""
-        self.workers.append(self._spawn_worker(len(self.workers)))
+        with signals_deferred():
+            self.workers.append(self._spawn_worker(len(self.workers)))
 
     def _spawn_worker(self, i: int, ready: bool = False) -> Child:
         return spawn(["worker"], self.data_dir / "logs" / f"worker-{i}.log", env=self._env(), ready=ready)
@@ -181,7 +185,8 @@ class Stack:
         for i, proc in enumerate(self.workers):
             if proc.poll() is not None:
                 log.warning("worker %d exited with %s; restarting it", i, proc.returncode)
-                self.workers[i] = self._spawn_worker(i)
+                with signals_deferred():
+                    self.workers[i] = self._spawn_worker(i)
         for name, (spec, proc) in list(self.agents.items()):
             code = proc.poll()
             if code is None:
@@ -191,7 +196,8 @@ class Stack:
                 del self.agents[name]
                 continue
             log.warning("ingest agent %s exited with %s; restarting it", name, code)
-            self.agents[name] = (spec, self._spawn_agent(spec))
+            with signals_deferred():
+                self.agents[name] = (spec, self._spawn_agent(spec))
 
     def alive(self) -> bool:
         try:
