@@ -88,12 +88,14 @@ def broker(data_dir: DataDir = None, clients: ClientsOpt = None,
 def store(data_dir: DataDir = None, clients: ClientsOpt = None,
           port: Annotated[int, typer.Option(help="Port (default: a free one).")] = 0) -> None:
     """Serve the embedded store (chDB) over the ClickHouse HTTP interface; prints its URL first."""
+    from streams.embedded.credentials import load_or_create
     from streams.embedded.store import run_store
 
     with _friendly():
         settings = _settings(data_dir, clients)
+        users = load_or_create(Path(settings.data_dir), settings)
         run_store(Path(settings.data_dir) / "store", "127.0.0.1", port,
-                  lambda url: print(url, flush=True))
+                  lambda url: print(url, flush=True), users=users)
 
 
 @app.command()
@@ -167,13 +169,15 @@ def simulate(data_dir: DataDir = None, clients: ClientsOpt = None,
 def query(sql: Annotated[str, typer.Argument(help="SQL to run on the store.")],
           data_dir: DataDir = None, clients: ClientsOpt = None,
           fmt: Annotated[OutputFormat, typer.Option("--format", help="table | json | csv")] = OutputFormat.table,
+          write: Annotated[bool, typer.Option(
+              "--write", help="Log in as the pipeline's user (read-write); default: the reader.")] = False,
           ) -> None:
     """Run SQL on the running stack's store, or open the store itself when none runs."""
     from streams.query_cmd import run_query
 
     with _friendly():
         settings = _settings(data_dir, clients)
-        run_query(settings, sql, fmt.value, err)
+        run_query(settings, sql, fmt.value, err, role="pipeline" if write else "reader")
 
 
 @app.command()

@@ -62,7 +62,7 @@ def run_demo(settings: Settings, *, duration: float | None, headless: bool, rate
         feeder = threading.Thread(target=pump, args=(publisher, sim, rate), kwargs={"stop": stop},
                                   daemon=True, name="simulator")
         feeder.start()
-        client = connect(stack.store_url, settings)
+        client = connect(stack.store_url, settings, role="reader")
         try:
             if headless:
                 next_print = 0.0

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import zlib
@@ -24,6 +25,7 @@ import lz4.frame
 import zstandard
 
 from streams.embedded.ch_errors import (
+    AUTHENTICATION_FAILED,
     CANNOT_DECOMPRESS,
     NOT_IMPLEMENTED,
     STD_EXCEPTION,
@@ -69,6 +71,8 @@ class RequestParams:
     http_compression: bool = True  # chDB reports enable_http_compression=1 in system.settings
     params: dict[str, str] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)
+    user: str | None = None  # the ``user`` / ``password`` URL parameters, if given
+    password: str | None = field(default=None, repr=False)
 
 
 class HeaderLookup(Protocol):
@@ -124,7 +128,47 @@ def parse_params(pairs: Iterable[tuple[str, str]],
         http_compression=_flag(raw.get("enable_http_compression"), default=True),
         params=params,
         settings=settings,
+        user=raw.get("user"),
+        password=raw.get("password"),
     )
+
+
+def credentials(params: RequestParams, headers: HeaderLookup) -> tuple[str, str]:
+    """(user, password) the ClickHouse way: ``X-ClickHouse-User``/``-Key`` headers, HTTP basic
+    auth, or ``user``/``password`` URL parameters; none given means ``default`` with no
+    password, as ClickHouse assumes. Mixing the headers with another way is refused, as
+    ClickHouse does, so a request never means two users at once."""
+    header_user, header_key = headers.get("X-ClickHouse-User"), headers.get("X-ClickHouse-Key")
+    basic = _basic_auth(headers.get("Authorization"))
+    by_params = params.user is not None or params.password is not None
+    by_headers = header_user is not None or header_key is not None
+    if sum((by_headers, basic is not None, by_params)) > 1:
+        raise QueryError.make(AUTHENTICATION_FAILED, "AUTHENTICATION_FAILED",
+                              "Invalid authentication: it is not allowed to use more than one "
+                              "authentication method at once (headers, basic auth, URL parameters)")
+    if by_headers:
+        return header_user or "default", header_key or ""
+    if basic is not None:
+        return basic
+    if by_params:
+        return params.user or "default", params.password or ""
+    return "default", ""
+
+
+def _basic_auth(value: str | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise QueryError.make(AUTHENTICATION_FAILED, "AUTHENTICATION_FAILED",
+                              "Invalid authentication: only Basic authorization is supported")
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise QueryError.make(AUTHENTICATION_FAILED, "AUTHENTICATION_FAILED",
+                              "Invalid authentication: malformed Basic authorization") from None
+    user, _, password = decoded.partition(":")
+    return user, password
 
 
 class _Readable(Protocol):

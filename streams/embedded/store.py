@@ -17,12 +17,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import secrets
 import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from streams.embedded.credentials import StoreUsers, User
 from streams.embedded.datalock import DataPathLock
 from streams.embedded.engine import Engine
 from streams.embedded.lifecycle import die_with_parent, orphaned
@@ -48,8 +50,12 @@ class StoreServer:
 
     def __init__(self, data_path: Path, host: str = "127.0.0.1", port: int = 0,
                  max_threads: int = 2, workers: int = 8, *, max_connections: int = 64,
-                 idle_timeout_s: float = 30.0, compress_responses: bool | None = None) -> None:
+                 idle_timeout_s: float = 30.0, compress_responses: bool | None = None,
+                 users: StoreUsers | None = None) -> None:
         self.data_path = Path(data_path)
+        # Without users given (tests, tools), a fresh random pair: nobody can log in by guessing.
+        self.users = users or StoreUsers(User("rapport", secrets.token_urlsafe(24), "pipeline"),
+                                         User("rapport_reader", secrets.token_urlsafe(24), "reader"))
         self.host = host
         self.port = port
         self.idle_timeout_s = idle_timeout_s
@@ -119,7 +125,7 @@ class StoreServer:
 
 def run_store(data_path: Path, host: str = "127.0.0.1", port: int = 0,
               ready_line: Callable[[str], None] = print, *, max_threads: int = 2,
-              workers: int = 8) -> None:
+              workers: int = 8, users: StoreUsers | None = None) -> None:
     """``rapport store``: serve until SIGINT/SIGTERM or the parent dies; the URL goes first
     to ``ready_line``. ``StoreLockedError`` when another process holds ``data_path``."""
     parent = os.getppid()
@@ -133,7 +139,8 @@ def run_store(data_path: Path, host: str = "127.0.0.1", port: int = 0,
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
                 } if in_main else {}
     try:
-        server = StoreServer(data_path, host, port, max_threads=max_threads, workers=workers)
+        server = StoreServer(data_path, host, port, max_threads=max_threads, workers=workers,
+                             users=users)
         server.start()
         try:
             ready_line(server.url)

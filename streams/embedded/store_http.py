@@ -29,12 +29,14 @@ from urllib.parse import parse_qsl, urlsplit
 
 from streams.embedded import http_codec as codec
 from streams.embedded.ch_errors import (
+    AUTHENTICATION_FAILED,
     NOT_IMPLEMENTED,
     READONLY,
     STD_EXCEPTION,
     SYNTAX_ERROR,
     QueryError,
 )
+from streams.embedded.credentials import StoreUsers, User
 from streams.embedded.engine import Engine, Stats
 from streams.embedded.sql_scan import RESULT_KEYWORDS, STREAMABLE_KEYWORDS, read_statement
 
@@ -45,6 +47,7 @@ class Serving(Protocol):
     """What the HTTP side needs to know of the store it serves."""
 
     engine: Engine
+    users: StoreUsers
     idle_timeout_s: float
     compress_responses: bool
 
@@ -140,12 +143,13 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             params = codec.parse_params(parse_qsl(url.query, keep_blank_values=True),
                                         self.headers)
+            user = self._authenticate(params)
             query_id = params.query_id or query_id
             if "multipart/form-data" in self.headers.get("Content-Type", ""):
                 raise QueryError.make(NOT_IMPLEMENTED, "NOT_IMPLEMENTED",
                                       "multipart/form-data requests (external data) are not "
                                       "supported by the embedded store")
-            self._execute(params, body, post, query_id)
+            self._execute(params, body, post, query_id, user)
         except QueryError as err:
             self._fail(err, body, query_id)
         except (ConnectionError, TimeoutError):
@@ -154,8 +158,17 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("store request failed")
             self._fail(QueryError.make(STD_EXCEPTION, "STD_EXCEPTION", repr(exc)), body, query_id)
 
+    def _authenticate(self, params: codec.RequestParams) -> User:
+        name, password = codec.credentials(params, self.headers)
+        user = self.server.store.users.authenticate(name, password)
+        if user is None:
+            raise QueryError.make(AUTHENTICATION_FAILED, "AUTHENTICATION_FAILED",
+                                  f"{name}: Authentication failed: password is incorrect, or "
+                                  "there is no user with such name")
+        return user
+
     def _execute(self, params: codec.RequestParams, body: codec.BodyReader, post: bool,
-                 query_id: str) -> None:
+                 query_id: str, user: User) -> None:
         began = time.perf_counter()
         data = codec.decoded(body, self.headers.get("Content-Encoding"))
         stmt, rest = read_statement(params.query, data)

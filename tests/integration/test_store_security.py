@@ -1,0 +1,171 @@
+"""The store refuses what a laptop must not allow: no login, no way out of the store from SQL.
+
+One real `rapport store` child per module (its own data dir), reached the way users reach it:
+credentials read from ``store-credentials.json``, curl-like raw HTTP and clickhouse-connect.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlencode, urlsplit
+
+import clickhouse_connect
+import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+from streams.embedded.children import first_line
+from streams.embedded.credentials import StoreUsers, User, credentials_path, read_users
+from streams.settings import Settings
+from streams.store.client import connect
+from tests.support.stack import REPO, stop_process
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Served:
+    url: str
+    data_dir: Path
+    users: StoreUsers
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    data_dir = tmp_path_factory.mktemp("secure-store")
+    log_path = data_dir / "store.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAPPORT_STORE_")}
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "store", "--data-dir", str(data_dir)],
+                                stdout=subprocess.PIPE, stderr=log, cwd=REPO, env=env)
+    try:
+        url = first_line(proc, "the store", log_path)
+        users = read_users(data_dir)
+        assert users is not None
+        yield Served(url, data_dir, users)
+    finally:
+        stop_process(proc)
+
+
+def raw(served: Served, method: str, target: str, body: bytes | None = None,
+        headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+    try:
+        conn.request(method, target, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def basic(user: User) -> dict[str, str]:
+    token = base64.b64encode(f"{user.name}:{user.password}".encode()).decode()
+    return {"Authorization": "Basic " + token}
+
+
+def _query(sql: str) -> str:
+    return "/?" + urlencode({"query": sql})
+
+
+# --- 1. credentials, always -----------------------------------------------------------------
+
+def test_the_credentials_file_is_the_users_alone(served: Served) -> None:
+    mode = stat.S_IMODE(credentials_path(served.data_dir).stat().st_mode)
+    assert mode == 0o600
+    assert served.users.pipeline.password != served.users.reader.password
+    assert len(served.users.pipeline.password) >= 24
+
+
+@pytest.mark.parametrize("headers,target", [
+    ({}, _query("SELECT 1")),
+    ({"Authorization": "Basic " + base64.b64encode(b"x:bad").decode()}, _query("SELECT 1")),
+    ({"X-ClickHouse-User": "rapport", "X-ClickHouse-Key": "wrong"}, _query("SELECT 1")),
+    ({}, _query("SELECT 1") + "&user=rapport&password=wrong"),
+    ({"Authorization": "Bearer abc"}, _query("SELECT 1")),
+    ({"Authorization": "Basic !!!"}, _query("SELECT 1")),
+])
+def test_requests_without_valid_credentials_are_refused_516(served: Served, headers: dict[str, str],
+                                                            target: str) -> None:
+    status, answer, body = raw(served, "GET", target, headers=headers)
+    assert status == 401 and answer["x-clickhouse-exception-code"] == "516", body
+    assert b"AUTHENTICATION_FAILED" in body
+
+
+def test_the_issues_curl_lines_are_refused(served: Served, tmp_path: Path) -> None:
+    status, answer, body = raw(served, "GET", _query("SELECT * FROM file('/etc/hostname','LineAsString')"))
+    assert status == 401 and answer["x-clickhouse-exception-code"] == "516"
+    target = tmp_path / "pwn"
+    status, answer, _ = raw(served, "POST", "/", headers={
+        "Authorization": "Basic " + base64.b64encode(b"x:bad").decode()},
+        body=f"INSERT INTO FUNCTION file('{target}','LineAsString') SELECT 'x'".encode())
+    assert status == 401 and answer["x-clickhouse-exception-code"] == "516"
+    assert not target.exists()
+
+
+def test_every_clickhouse_way_of_sending_credentials_works(served: Served) -> None:
+    user = served.users.pipeline
+    ways = [
+        ({**basic(user)}, _query("SELECT 1")),
+        ({"X-ClickHouse-User": user.name, "X-ClickHouse-Key": user.password}, _query("SELECT 1")),
+        ({}, _query("SELECT 1") + "&" + urlencode({"user": user.name, "password": user.password})),
+    ]
+    for headers, target in ways:
+        status, _, body = raw(served, "GET", target, headers=headers)
+        assert (status, body) == (200, b"1\n")
+
+
+def test_ping_needs_no_credentials(served: Served) -> None:
+    assert raw(served, "GET", "/ping")[::2] == (200, b"Ok.\n")
+
+
+def test_rapport_commands_find_the_credentials_like_users(served: Served, tmp_path: Path) -> None:
+    settings = Settings(data_dir=served.data_dir, store_url=served.url, store_database="default")
+    client = connect(served.url, settings)
+    try:
+        assert client.command("SELECT currentDatabase()") == "default"
+    finally:
+        client.close()
+    done = subprocess.run([sys.executable, "-m", "streams.cli", "query", "SELECT 40 + 2 AS answer",
+                           "--format", "csv", "--data-dir", str(served.data_dir)],
+                          capture_output=True, text=True, cwd=REPO, timeout=120,
+                          env={**os.environ, "RAPPORT_STORE_URL": served.url,
+                               "RAPPORT_STORE_DATABASE": "default"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines() == ["answer", "42"]
+
+
+def test_credentials_inside_the_store_url_are_used_and_masked(served: Served, tmp_path: Path) -> None:
+    user = served.users.pipeline
+    parts = urlsplit(served.url)
+    good = f"http://{quote(user.name)}:{quote(user.password)}@{parts.netloc}"
+    settings = Settings(data_dir=tmp_path, store_database="default")  # no file there: the URL's
+    client = connect(good, settings)
+    try:
+        assert client.command("SELECT 1") == 1
+    finally:
+        client.close()
+    bad = f"http://{user.name}:not-the-SECRET-pw@{parts.netloc}"
+    done = subprocess.run([sys.executable, "-m", "streams.cli", "query", "SELECT 1",
+                           "--data-dir", str(tmp_path)],
+                          capture_output=True, text=True, cwd=REPO, timeout=120,
+                          env={**os.environ, "RAPPORT_STORE_URL": bad, "RAPPORT_STORE_DATABASE": "default"})
+    assert done.returncode == 2
+    assert "516" in done.stderr or "AUTHENTICATION_FAILED" in done.stderr, done.stderr
+    assert "not-the-SECRET-pw" not in done.stderr + done.stdout
+
+
+def test_wrong_credentials_over_clickhouse_connect_are_a_database_error(served: Served) -> None:
+    with pytest.raises(DatabaseError, match="516"):
+        clickhouse_connect.get_client(host="127.0.0.1", port=served.port, username="rapport",
+                                      password="nope")
