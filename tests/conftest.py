@@ -43,11 +43,13 @@ def store_url(session_dir: Path) -> Iterator[str]:
     credentials, read from the data dir's store-credentials.json the way a user does."""
     from streams.embedded.children import first_line
     from streams.embedded.credentials import read_users, with_credentials
+    from streams.embedded.lifecycle import die_with_parent
 
     log_path = session_dir / "store.log"
     log = open(log_path, "ab")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "store", "--data-dir", str(session_dir)],
-                            stdout=subprocess.PIPE, stderr=log, cwd=REPO)
+                            stdout=subprocess.PIPE, stderr=log, cwd=REPO, start_new_session=True,
+                            preexec_fn=die_with_parent)
     try:
         url = first_line(proc, "the store", log_path)
         users = read_users(session_dir)

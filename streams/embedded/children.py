@@ -13,11 +13,13 @@ from streams.errors import StackError
 
 
 def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None,
-          capture_first_line: bool = False) -> subprocess.Popen[bytes]:
+          capture_first_line: bool = False, own_session: bool = False) -> subprocess.Popen[bytes]:
     """Start ``python -m streams.cli ARGS``; its output goes to ``log_path``.
 
     With ``capture_first_line`` stdout is a pipe so the caller can read the URL the child
-    prints first; the rest of its stdout is then the caller's to drain or ignore.
+    prints first; the rest of its stdout is then the caller's to drain or ignore. With
+    ``own_session`` the child leads a session (and process group) of its own, so nothing it
+    signals to "its group" reaches the stack; it still dies with its parent (PDEATHSIG).
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
@@ -29,6 +31,7 @@ def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None,
         stderr=log,
         stdin=subprocess.DEVNULL,
         env=full_env,
+        start_new_session=own_session,
         preexec_fn=die_with_parent,
     )
 

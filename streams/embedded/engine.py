@@ -39,6 +39,7 @@ from streams.embedded.ch_errors import (
     UNKNOWN_SETTING,
     QueryError,
 )
+from streams.embedded.sql_guard import Guard, outward_names, refuse
 from streams.errors import StackError
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ _SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Zulu", "GMT"})
 # Names the chDB Python layer treats as Python objects, not ClickHouse output formats.
 _PYTHON_FORMATS = frozenset({"dataframe", "arrowtable", "datastore", "debug"})
+_PARSER_SETTINGS = frozenset({"dialect", "allow_experimental_kusto_dialect",
+                              "allow_experimental_prql_dialect"})
 
 
 def pin_utc() -> bool:
@@ -125,6 +128,8 @@ class Handle:
     def _clamp(self, name: str, value: str) -> str:
         if not _SETTING_NAME.match(name):
             raise QueryError.make(UNKNOWN_SETTING, "UNKNOWN_SETTING", f"Unknown setting '{name}'")
+        if name.lower() in _PARSER_SETTINGS:  # another parser would see another statement
+            raise refuse(f"The setting {name}")
         if name == "max_threads":  # the store's cap holds whatever a client asks
             wanted = int(value) if value.isdigit() else 0
             return str(min(wanted, self._max_threads) or self._max_threads)
@@ -141,6 +146,10 @@ class Handle:
             self.home_db = self._current_db = db
         else:
             self._applied = {}  # the session now owns what it set; do not reset it
+
+    def text(self, sql: str, params: dict[str, str], fmt: str) -> str:
+        """A statement's whole answer as text (the guard's parse requests)."""
+        return bytes(self.query(sql, fmt, params).bytes()).decode("utf-8", "replace")
 
     def _run(self, sql: str, fmt: str = "TabSeparated") -> Any:
         try:
@@ -232,6 +241,7 @@ class Engine:
         self._sessions: dict[str, Handle] = {}
         self._baseline = {"max_threads": str(max_threads)}
         self._keeper: Handle | None = None  # never lent out: keeps the engine up
+        self.guard = Guard(outward_names([], [], []))  # completed from the engine by open()
         self._closing = False
 
     def open(self) -> None:
@@ -251,6 +261,9 @@ class Engine:
             keeper.close()
             keeper = self._new_handle()
         self.timezone = keeper._run("SELECT timezone()").bytes().decode().strip()
+        names = [keeper._run(f"SELECT name FROM system.{table}").bytes().decode().split()
+                 for table in ("table_functions", "table_engines", "database_engines")]
+        self.guard = Guard(outward_names(*names))
         self._keeper = keeper
 
     def _new_handle(self) -> Handle:

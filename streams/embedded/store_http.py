@@ -197,6 +197,9 @@ class _Handler(BaseHTTPRequestHandler):
                            session_check=params.session_check,
                            close_session=params.close_session) as handle:
             handle.prepare(params.database, settings)
+            checked = (f"{stmt.sql} FORMAT {stmt.insert_format}" if stmt.insert_format is not None
+                       else stmt.sql)
+            engine.guard.check(checked, params.params, handle.text)
             if stmt.insert_format is not None:
                 if params.params and "{" in stmt.sql:
                     raise QueryError.make(NOT_IMPLEMENTED, "NOT_IMPLEMENTED",

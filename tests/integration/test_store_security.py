@@ -169,3 +169,110 @@ def test_wrong_credentials_over_clickhouse_connect_are_a_database_error(served: 
     with pytest.raises(DatabaseError, match="516"):
         clickhouse_connect.get_client(host="127.0.0.1", port=served.port, username="rapport",
                                       password="nope")
+
+
+# --- 2. nothing reaches outside the store ------------------------------------------------------
+
+def _post(served: Served, sql: str, user: User | None = None, target: str = "/") -> tuple[int, dict[str, str], bytes]:
+    return raw(served, "POST", target, body=sql.encode(), headers=basic(user or served.users.pipeline))
+
+
+OUTWARD = [
+    "SELECT * FROM file('/etc/hostname', 'LineAsString')",
+    "SELECT file('/etc/hostname')",
+    "SELECT length(file('/etc/hostname')) AS n",
+    "SELECT * FROM url('http://127.0.0.1:9/', 'LineAsString')",
+    "SELECT * FROM s3('http://127.0.0.1:9/b/k', 'CSV')",
+    "SELECT * FROM hdfs('hdfs://127.0.0.1:9/x', 'CSV')",
+    "SELECT * FROM remote('127.0.0.1:9', system.one)",
+    "SELECT * FROM remoteSecure('127.0.0.1:9', system.one)",
+    "SELECT * FROM cluster('default', system.one)",
+    "SELECT * FROM mysql('127.0.0.1:9', 'db', 't', 'u', 'p')",
+    "SELECT * FROM postgresql('127.0.0.1:9', 'db', 't', 'u', 'p')",
+    "SELECT * FROM sqlite('/etc/x.db', 't')",
+    "SELECT * FROM executable('cat /etc/hostname', 'LineAsString', 'x String')",
+    "SELECT * FROM input('x String')",
+    "SELECT * FROM python(x)",
+    "SELECT * FROM FILE('/etc/hostname', 'LineAsString')",
+    "SELECT * FROM (SELECT * FROM numbers(1)) AS a, file('/etc/hostname', 'LineAsString') AS b",
+    "WITH (SELECT * FROM file('/etc/hostname', 'LineAsString')) AS h SELECT h",
+    "INSERT INTO FUNCTION file('{dir}/pwn', 'LineAsString') SELECT 'x'",
+    "SELECT 1 INTO OUTFILE '{dir}/out.txt'",
+    "INSERT INTO default.sink FROM INFILE '/etc/hostname' FORMAT LineAsString",
+    "CREATE TABLE default.f (a String) ENGINE = File(LineAsString, '/etc/hostname')",
+    "CREATE TABLE default.u (a String) ENGINE = URL('http://127.0.0.1:9/', LineAsString)",
+    "CREATE TABLE default.x (a String) ENGINE = Executable('cat', LineAsString)",
+    "CREATE TABLE default.d (a String) ENGINE = Distributed('default', system, one)",
+    "CREATE DATABASE fs ENGINE = Filesystem('/')",
+    "CREATE DATABASE my ENGINE = MySQL('127.0.0.1:9', 'db', 'u', 'p')",
+    "CREATE VIEW default.v AS SELECT * FROM file('/etc/hostname', 'LineAsString')",
+    "CREATE FUNCTION rd AS (p) -> file(p)",
+    "CREATE DICTIONARY default.dd (a String) PRIMARY KEY a "
+    "SOURCE(FILE(path '/etc/hostname' format 'LineAsString')) LAYOUT(FLAT()) LIFETIME(0)",
+    "SYSTEM SHUTDOWN",
+    "SYSTEM KILL",
+    "SYSTEM FLUSH LOGS",
+    "system shutdown",
+    "BACKUP TABLE default.sink TO File('{dir}/b')",
+    "ATTACH TABLE default.att FROM '{dir}' (a UInt8) ENGINE = MergeTree ORDER BY a",
+    "SET dialect = 'prql'",
+    "SELECT 1 SETTINGS dialect = 'kusto'",
+    "SELECT 1 # comment\n; SYSTEM SHUTDOWN",
+    "SELECT $$ ' $$; SYSTEM SHUTDOWN; --'",
+]
+
+
+@pytest.fixture(scope="module")
+def sink(served: Served) -> str:
+    status, _, body = _post(served, "CREATE TABLE IF NOT EXISTS default.sink (s String) ENGINE = MergeTree ORDER BY s")
+    assert status == 200, body
+    return "default.sink"
+
+
+@pytest.mark.parametrize("sql", OUTWARD)
+def test_statements_reaching_outside_are_refused_for_the_pipeline(served: Served, sink: str, sql: str,
+                                                                   tmp_path: Path) -> None:
+    status, answer, body = _post(served, sql.format(dir=tmp_path))
+    code = answer.get("x-clickhouse-exception-code")
+    # 497: the guard's refusal; 62: ClickHouse's parser saw two statements (never run)
+    assert status in (400, 403) and code in ("497", "62"), (status, body)
+    if code == "497":
+        assert b"refused by the Rapport store" in body
+    assert b"\n" not in body.rstrip(b"\n") or b"Multi-statements" in body
+    assert list(tmp_path.iterdir()) == []
+    hostname = Path("/etc/hostname").read_text().strip().encode()
+    assert not hostname or hostname not in body
+    assert _post(served, "SELECT 1")[::2] == (200, b"1\n"), "the store stopped serving"
+
+
+def test_query_parameters_are_checked_with_their_values(served: Served) -> None:
+    target = "/?" + urlencode({"param_t": "one", "param_x": "') FROM file('/etc/hostname"})
+    status, _, body = _post(served, "SELECT {x:String} AS v FROM system.{t:Identifier} FORMAT TSVRaw", target=target)
+    assert (status, body) == (200, b"') FROM file('/etc/hostname\n")
+
+
+def test_the_pipelines_own_statements_still_run(served: Served, sink: str) -> None:
+    for sql in ["CREATE TABLE IF NOT EXISTS default.own (a UInt32, s String) ENGINE = ReplacingMergeTree ORDER BY a",
+                "INSERT INTO default.own VALUES (1, 'file(x)'), (2, 'INTO OUTFILE')",
+                "SELECT count() FROM default.own FINAL",
+                "SELECT s FROM default.own WHERE s LIKE '%file%' ORDER BY a",
+                "SELECT * FROM numbers(3) FORMAT JSONEachRow",
+                "OPTIMIZE TABLE default.own FINAL", "ALTER TABLE default.own DELETE WHERE a = 2",
+                "SHOW TABLES FROM default", "DESCRIBE TABLE default.own", "EXISTS TABLE default.own",
+                "SELECT name FROM system.tables WHERE database = 'default'",
+                "SET max_threads = 1", "TRUNCATE TABLE default.own", "DROP TABLE default.own"]:
+        status, _, body = _post(served, sql)
+        assert status == 200, (sql, body)
+
+
+def test_the_store_leads_its_own_process_group(tmp_path: Path) -> None:
+    from streams.embedded.children import spawn, stop
+
+    proc = spawn(["store", "--data-dir", str(tmp_path)], tmp_path / "store.log",
+                 capture_first_line=True, own_session=True)
+    try:
+        first_line(proc, "the store", tmp_path / "store.log")
+        assert os.getpgid(proc.pid) == proc.pid and os.getsid(proc.pid) == proc.pid
+        assert os.getpgid(proc.pid) != os.getpgid(0)
+    finally:
+        stop(proc)
