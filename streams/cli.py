@@ -86,15 +86,20 @@ def broker(data_dir: DataDir = None, clients: ClientsOpt = None,
 
 @app.command()
 def store(data_dir: DataDir = None, clients: ClientsOpt = None,
-          port: Annotated[int, typer.Option(help="Port (default: a free one).")] = 0) -> None:
+          port: Annotated[int, typer.Option(help="Port (default: a free one).")] = 0,
+          host: Annotated[str, typer.Option(help="Address to bind (default: loopback only).")] = "127.0.0.1",
+          allow_remote: Annotated[bool, typer.Option(
+              "--allow-remote", help="Allow a non-loopback --host (needs both store passwords set).")] = False,
+          ) -> None:
     """Serve the embedded store (chDB) over the ClickHouse HTTP interface; prints its URL first."""
     from streams.embedded.credentials import load_or_create
-    from streams.embedded.store import run_store
+    from streams.embedded.store import check_bind, run_store
 
     with _friendly():
         settings = _settings(data_dir, clients)
+        check_bind(host, allow_remote, settings)
         users = load_or_create(Path(settings.data_dir), settings)
-        run_store(Path(settings.data_dir) / "store", "127.0.0.1", port,
+        run_store(Path(settings.data_dir) / "store", host, port,
                   lambda url: print(url, flush=True), users=users)
 
 

@@ -28,6 +28,8 @@ from streams.embedded.credentials import StoreUsers, User
 from streams.embedded.datalock import DataPathLock
 from streams.embedded.engine import Engine
 from streams.embedded.lifecycle import die_with_parent, orphaned
+from streams.errors import ConfigError
+from streams.settings import Settings
 from streams.embedded.store_http import StoreHTTPServer
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,24 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_bind(host: str, allow_remote: bool, settings: Settings) -> None:
+    """Loopback unless asked twice: an explicit flag and passwords the user set (a generated
+    one is fine on a laptop, where only the file's owner reads it, not for a network)."""
+    if _is_loopback(host):
+        return
+    if not allow_remote:
+        raise ConfigError(f"refusing to serve the store on {host}, beyond loopback: pass "
+                          "--allow-remote and set RAPPORT_STORE_PASSWORD and "
+                          "RAPPORT_STORE_READER_PASSWORD")
+    missing = [name for name, secret in (("RAPPORT_STORE_PASSWORD", settings.store_password),
+                                         ("RAPPORT_STORE_READER_PASSWORD",
+                                          settings.store_reader_password))
+               if not secret.get_secret_value()]
+    if missing:
+        raise ConfigError(f"serving the store on {host} needs {' and '.join(missing)} set "
+                          "explicitly (not a generated password)")
 
 
 class StoreServer:

@@ -276,3 +276,40 @@ def test_the_store_leads_its_own_process_group(tmp_path: Path) -> None:
         assert os.getpgid(proc.pid) != os.getpgid(0)
     finally:
         stop(proc)
+
+
+# --- 3. loopback unless asked twice --------------------------------------------------------------
+
+@pytest.mark.parametrize("args,env", [
+    (["--host", "0.0.0.0"], {}),
+    (["--host", "0.0.0.0", "--allow-remote"], {}),
+    (["--host", "0.0.0.0", "--allow-remote"], {"RAPPORT_STORE_PASSWORD": "p1"}),
+])
+def test_a_non_loopback_bind_needs_the_flag_and_set_passwords(tmp_path: Path, args: list[str],
+                                                              env: dict[str, str]) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAPPORT_STORE_")}
+    done = subprocess.run([sys.executable, "-m", "streams.cli", "store", "--data-dir", str(tmp_path), *args],
+                          capture_output=True, text=True, cwd=REPO, timeout=60, env={**clean, **env})
+    assert done.returncode == 2 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) <= 2 and "error:" in lines[0] and "0.0.0.0" in done.stderr  # rich may wrap
+    assert not (tmp_path / "store").exists(), "nothing may start"
+
+
+def test_a_non_loopback_bind_with_both_passwords_serves(tmp_path: Path) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAPPORT_STORE_")}
+    env = {**clean, "RAPPORT_STORE_PASSWORD": "pipeline-pw", "RAPPORT_STORE_READER_PASSWORD": "reader-pw"}
+    log_path = tmp_path / "store.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "store", "--data-dir", str(tmp_path),
+                                 "--host", "0.0.0.0", "--allow-remote"],
+                                stdout=subprocess.PIPE, stderr=log, cwd=REPO, env=env)
+    try:
+        url = first_line(proc, "the store", log_path)
+        assert url.startswith("http://0.0.0.0:")
+        port = int(url.rsplit(":", 1)[1])
+        served = Served(f"http://127.0.0.1:{port}", tmp_path, read_users(tmp_path))  # type: ignore[arg-type]
+        assert served.users.pipeline.password == "pipeline-pw"
+        assert _post(served, "SELECT 1")[::2] == (200, b"1\n")
+    finally:
+        stop_process(proc)
