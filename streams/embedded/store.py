@@ -28,9 +28,9 @@ from streams.embedded.credentials import StoreUsers, User
 from streams.embedded.datalock import DataPathLock
 from streams.embedded.engine import Engine
 from streams.embedded.lifecycle import die_with_parent, orphaned
+from streams.embedded.store_http import StoreHTTPServer
 from streams.errors import ConfigError
 from streams.settings import Settings
-from streams.embedded.store_http import StoreHTTPServer
 
 log = logging.getLogger(__name__)
 
