@@ -26,6 +26,7 @@ import re
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import astuple, dataclass
@@ -39,6 +40,7 @@ from streams.embedded.ch_errors import (
     UNKNOWN_SETTING,
     QueryError,
 )
+from streams.embedded.reader import ReaderCaps
 from streams.embedded.sql_guard import Guard, outward_names, refuse
 from streams.errors import StackError
 
@@ -93,8 +95,10 @@ class Stats:
 class Handle:
     """One chDB connection, used by one request at a time."""
 
-    def __init__(self, conn: Any, baseline: dict[str, str], max_threads: int) -> None:
+    def __init__(self, conn: Any, baseline: dict[str, str], max_threads: int,
+                 readonly: bool = False) -> None:
         self._conn = conn
+        self.readonly = readonly  # a reader's handle: its settings are fixed when opened
         self._baseline = baseline
         self._max_threads = max_threads
         self._applied: dict[str, str | None] = {}  # URL settings in force; None: unknown
@@ -107,6 +111,8 @@ class Handle:
 
     def prepare(self, database: str | None, settings: dict[str, str]) -> None:
         """Make the handle's database and settings those of the coming request."""
+        if self.readonly:
+            settings = {}  # opened with them (reader.py); chDB refuses SET under readonly=1
         wanted = {name: self._clamp(name, value) for name, value in settings.items()}
         changes = [f"{name} = {_quote(value)}" for name, value in wanted.items()
                    if self._applied.get(name) != value]
@@ -226,7 +232,8 @@ class Engine:
     """The chDB engine of one data path, its shared handles and its sessions."""
 
     def __init__(self, data_path: Path, *, max_threads: int = 2, workers: int = 8,
-                 max_sessions: int = 256, wait_s: float = 300.0) -> None:
+                 max_sessions: int = 256, wait_s: float = 300.0, reserved_for_pipeline: int = 2,
+                 reader_caps: ReaderCaps | None = None, reader_handles: int = 16) -> None:
         self.data_path = data_path.resolve()
         if "?" in str(self.data_path):
             raise StackError(f"the store data path may not contain '?': {self.data_path}")
@@ -236,6 +243,12 @@ class Engine:
         self.wait_s = wait_s
         self.timezone = "UTC"
         self._slots = threading.BoundedSemaphore(workers)  # chDB statements at once
+        # Readers (boards, Grafana) never hold the last slots: the pipeline always gets in.
+        self.reader_workers = max(1, workers - reserved_for_pipeline)
+        self._reader_slots = threading.BoundedSemaphore(self.reader_workers)
+        self.reader_caps = reader_caps or ReaderCaps(max_threads=max_threads)
+        self._reader_free: OrderedDict[tuple[tuple[str, str], ...], list[Handle]] = OrderedDict()
+        self._reader_handles = reader_handles
         self._mutex = threading.Lock()
         self._free: list[Handle] = []
         self._sessions: dict[str, Handle] = {}
@@ -266,13 +279,54 @@ class Engine:
         self.guard = Guard(outward_names(*names))
         self._keeper = keeper
 
-    def _new_handle(self) -> Handle:
-        options = "&".join(f"{k}={v}" for k, v in self._baseline.items())
+    def _new_handle(self, reader: tuple[tuple[str, str], ...] | None = None) -> Handle:
+        options = "&".join(f"{k}={v}" for k, v in {**self._baseline, **dict(reader or ())}.items())
         try:
             conn = self._chdb.connect(f"{self.data_path}?{options}")
         except RuntimeError as exc:
+            if reader is not None:  # a reader's setting chDB does not take
+                raise QueryError.from_chdb(exc) from None
             raise StackError(f"cannot open chDB on {self.data_path}: {exc}") from None
-        return Handle(conn, self._baseline, self.max_threads)
+        return Handle(conn, self._baseline, self.max_threads, readonly=reader is not None)
+
+    @contextmanager
+    def reader_handle(self, settings: tuple[tuple[str, str], ...]) -> Iterator[Handle]:
+        """Borrow a read-only handle opened with ``settings`` (``reader.reader_settings``)."""
+        if self._closing or not self._reader_slots.acquire(timeout=self.wait_s):
+            raise QueryError.make(TOO_MANY_SIMULTANEOUS_QUERIES, "TOO_MANY_SIMULTANEOUS_QUERIES",
+                                  "The store is busy with read-only queries or stopping")
+        try:
+            if not self._slots.acquire(timeout=self.wait_s):
+                raise QueryError.make(TOO_MANY_SIMULTANEOUS_QUERIES,
+                                      "TOO_MANY_SIMULTANEOUS_QUERIES", "The store is busy")
+            try:
+                with self._mutex:
+                    free = self._reader_free.get(settings)
+                    handle = free.pop() if free else None
+                if handle is None:
+                    handle = self._new_handle(settings)
+                try:
+                    yield handle
+                finally:
+                    self._give_back_reader(settings, handle)
+            finally:
+                self._slots.release()
+        finally:
+            self._reader_slots.release()
+
+    def _give_back_reader(self, key: tuple[tuple[str, str], ...], handle: Handle) -> None:
+        if handle.dirty:
+            handle.close()
+            return
+        retired = []
+        with self._mutex:
+            self._reader_free.setdefault(key, []).append(handle)
+            self._reader_free.move_to_end(key)
+            while sum(len(v) for v in self._reader_free.values()) > self._reader_handles:
+                oldest = next(iter(self._reader_free))
+                retired.extend(self._reader_free.pop(oldest))
+        for old in retired:
+            old.close()
 
     @contextmanager
     def handle(self, session_id: str | None = None, *, session_timeout: float = 60.0,
@@ -365,7 +419,9 @@ class Engine:
             busy = taken < self.workers
             handles = self._free + [h for h in self._sessions.values()
                                     if not (busy and h.lock.locked())]
+            handles += [h for free in self._reader_free.values() for h in free]
             self._free, self._sessions = [], {}
+            self._reader_free = OrderedDict()
         if self._keeper is not None:
             handles.append(self._keeper)
             self._keeper = None

@@ -28,6 +28,7 @@ from streams.embedded.credentials import StoreUsers, User
 from streams.embedded.datalock import DataPathLock
 from streams.embedded.engine import Engine
 from streams.embedded.lifecycle import die_with_parent, orphaned
+from streams.embedded.reader import ReaderCaps
 from streams.embedded.store_http import StoreHTTPServer
 from streams.errors import ConfigError
 from streams.settings import Settings
@@ -71,7 +72,8 @@ class StoreServer:
     def __init__(self, data_path: Path, host: str = "127.0.0.1", port: int = 0,
                  max_threads: int = 2, workers: int = 8, *, max_connections: int = 64,
                  idle_timeout_s: float = 30.0, compress_responses: bool | None = None,
-                 users: StoreUsers | None = None) -> None:
+                 users: StoreUsers | None = None, reader_caps: ReaderCaps | None = None,
+                 reserved_for_pipeline: int = 2) -> None:
         self.data_path = Path(data_path)
         # Without users given (tests, tools), a fresh random pair: nobody can log in by guessing.
         self.users = users or StoreUsers(User("rapport", secrets.token_urlsafe(24), "pipeline"),
@@ -83,7 +85,8 @@ class StoreServer:
         self.compress_responses = (not _is_loopback(host) if compress_responses is None
                                    else compress_responses)
         self.max_connections = max_connections
-        self.engine = Engine(self.data_path, max_threads=max_threads, workers=workers)
+        self.engine = Engine(self.data_path, max_threads=max_threads, workers=workers,
+                             reader_caps=reader_caps, reserved_for_pipeline=reserved_for_pipeline)
         self._lock = DataPathLock(self.data_path)
         self._httpd: StoreHTTPServer | None = None
         self._thread: threading.Thread | None = None

@@ -21,8 +21,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import closing
+from collections.abc import Generator, Iterator
+from contextlib import AbstractContextManager, closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
@@ -37,7 +37,8 @@ from streams.embedded.ch_errors import (
     QueryError,
 )
 from streams.embedded.credentials import StoreUsers, User
-from streams.embedded.engine import Engine, Stats
+from streams.embedded.engine import Engine, Handle, Stats
+from streams.embedded.reader import reader_settings
 from streams.embedded.sql_scan import RESULT_KEYWORDS, STREAMABLE_KEYWORDS, read_statement
 
 log = logging.getLogger(__name__)
@@ -193,9 +194,15 @@ class _Handler(BaseHTTPRequestHandler):
         encoding = self._response_encoding(params)
         engine = self.server.store.engine
         parts: list[Any]
-        with engine.handle(params.session_id, session_timeout=params.session_timeout,
-                           session_check=params.session_check,
-                           close_session=params.close_session) as handle:
+        borrowed: AbstractContextManager[Handle]
+        if user.role == "reader":  # read-only handles; sessions are not kept for readers
+            borrowed = engine.reader_handle(reader_settings(settings, engine.reader_caps))
+        else:
+            borrowed = engine.handle(params.session_id, session_timeout=params.session_timeout,
+                                     session_check=params.session_check,
+                                     close_session=params.close_session)
+        shared = params.session_id is None or user.role == "reader"
+        with borrowed as handle:
             handle.prepare(params.database, settings)
             checked = (f"{stmt.sql} FORMAT {stmt.insert_format}" if stmt.insert_format is not None
                        else stmt.sql)
@@ -207,6 +214,8 @@ class _Handler(BaseHTTPRequestHandler):
                 stats, parts = handle.insert(stmt.sql, stmt.insert_format, rest), []
             elif stmt.keyword in STREAMABLE_KEYWORDS:
                 chunks = handle.stream(stmt.sql, fmt, params.params)
+                if user.role == "reader":  # chDB 4.4 ignores max_result_bytes: the store counts
+                    chunks = _capped(chunks, engine.reader_caps.max_result_bytes)
                 limit = WAIT_BUFFER if params.wait_end_of_query else STREAM_BUFFER
                 with closing(chunks):
                     parts, ended = _collect(chunks, limit)
@@ -216,7 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
                 stats = sum((Stats.of(part) for part in parts), Stats())
             else:
                 result = handle.query(stmt.sql, fmt, params.params)
-                handle.after_session_statement(stmt.keyword, shared=params.session_id is None)
+                handle.after_session_statement(stmt.keyword, shared=shared)
                 stats, parts = Stats.of(result), [result]
         # The handle is back before we answer: the client's next statement may use it at once.
         self._answer(headers, stats, parts, fmt if stmt.returns_rows else "", encoding, began, rewrite)
@@ -308,6 +317,19 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
+
+
+def _capped(chunks: Generator[Any, None, None], cap: int) -> Generator[Any, None, None]:
+    """The chunks while their total stays within ``cap`` bytes, then 396 (as ClickHouse's
+    ``max_result_bytes`` would): before the answer starts, a proper error; after, a cut."""
+    total = 0
+    with closing(chunks):
+        for chunk in chunks:
+            total += chunk.size()
+            if total > cap:
+                raise QueryError.make(396, "TOO_MANY_ROWS_OR_BYTES",
+                                      f"Limit for result exceeded, max bytes: {cap}")
+            yield chunk
 
 
 def _collect(chunks: Iterator[Any], limit: int) -> tuple[list[Any], bool]:

@@ -313,3 +313,121 @@ def test_a_non_loopback_bind_with_both_passwords_serves(tmp_path: Path) -> None:
         assert _post(served, "SELECT 1")[::2] == (200, b"1\n")
     finally:
         stop_process(proc)
+
+
+# --- 4. two roles -----------------------------------------------------------------------------
+
+def _reader_post(served: Served, sql: str, target: str = "/") -> tuple[int, dict[str, str], bytes]:
+    return _post(served, sql, served.users.reader, target)
+
+
+@pytest.mark.parametrize("sql", [
+    "INSERT INTO default.sink VALUES ('r')",
+    "CREATE TABLE default.r (a UInt8) ENGINE = Memory",
+    "DROP TABLE default.sink",
+    "TRUNCATE TABLE default.sink",
+    "SET max_threads = 1",
+    "SELECT 1 SETTINGS readonly = 0",
+])
+def test_the_reader_cannot_write_or_change_settings(served: Served, sink: str, sql: str) -> None:
+    status, answer, body = _reader_post(served, sql)
+    assert (status, answer["x-clickhouse-exception-code"]) == (403, "164"), body
+    assert _post(served, "SELECT count() FROM default.sink WHERE s = 'r'")[2] == b"0\n"
+
+
+@pytest.mark.parametrize("setting", ["readonly=0", "allow_ddl=1", "max_threads_x=1", "send_logs_level=trace",
+                                     "output_format_json_quote_64bit_integers=1%26readonly%3D0"])
+def test_a_reader_setting_off_the_allow_list_is_refused_164(served: Served, setting: str) -> None:
+    status, answer, body = _reader_post(served, "SELECT 1", target="/?" + setting)
+    assert (status, answer["x-clickhouse-exception-code"]) == (403, "164"), body
+
+
+def test_reader_settings_are_capped_and_applied(served: Served) -> None:
+    target = "/?" + urlencode({"max_execution_time": "9999", "max_threads": "64",
+                               "output_format_json_quote_64bit_integers": "1"})
+    status, _, body = _reader_post(
+        served, "SELECT getSetting('readonly'), getSetting('max_execution_time'), getSetting('max_threads'), "
+        "getSetting('output_format_json_quote_64bit_integers'), getSetting('max_memory_usage') > 0", target)
+    assert (status, body) == (200, b"1\t120\t2\ttrue\t1\n")
+    status, _, body = _reader_post(served, "SELECT getSetting('max_execution_time')", "/?max_execution_time=7")
+    assert (status, body) == (200, b"7\n")
+
+
+def test_the_reader_gets_outward_refusals_too(served: Served, tmp_path: Path) -> None:
+    for sql in ("SELECT file('/etc/hostname')", f"SELECT 1 INTO OUTFILE '{tmp_path}/o'",
+                "SELECT * FROM file('/etc/hostname', 'LineAsString')"):
+        status, answer, _ = _reader_post(served, sql)
+        assert status == 403 and answer["x-clickhouse-exception-code"] in ("497", "164")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_clickhouse_connect_and_grafana_work_as_the_reader(served: Served, sink: str) -> None:
+    from tests.support.grafana_client import GrafanaClickHouse
+
+    reader = served.users.reader
+    client = clickhouse_connect.get_client(host="127.0.0.1", port=served.port, username=reader.name,
+                                           password=reader.password)
+    try:
+        assert client.query("SELECT number FROM numbers(3)").result_rows == [(0,), (1,), (2,)]
+        assert len(client.query_df("SELECT 1 AS a")) == 1
+        with pytest.raises(DatabaseError, match="164"):
+            client.command("CREATE TABLE default.nope (a UInt8) ENGINE = Memory")
+    finally:
+        client.close()
+    grafana = GrafanaClickHouse(served.url, "default", reader.name, reader.password)
+    grafana.connect()
+    assert grafana.query("SELECT count() AS n FROM numbers(10)").rows == [(10,)]
+
+
+def test_rapport_query_reads_by_default_and_writes_with_write(served: Served) -> None:
+    env = {**os.environ, "RAPPORT_STORE_URL": served.url, "RAPPORT_STORE_DATABASE": "default"}
+    env = {k: v for k, v in env.items() if k not in ("RAPPORT_STORE_PASSWORD", "RAPPORT_STORE_READER_PASSWORD")}
+    sql = "CREATE TABLE IF NOT EXISTS default.by_query (a UInt8) ENGINE = Memory"
+    base = [sys.executable, "-m", "streams.cli", "query", sql, "--data-dir", str(served.data_dir)]
+    refused = subprocess.run(base, capture_output=True, text=True, cwd=REPO, timeout=120, env=env)
+    assert refused.returncode == 2 and "164" in refused.stderr, refused.stderr
+    allowed = subprocess.run([*base, "--write"], capture_output=True, text=True, cwd=REPO, timeout=120, env=env)
+    assert allowed.returncode == 0, allowed.stderr
+
+
+def test_readers_cannot_take_the_pipelines_reserved_slots(tmp_path: Path) -> None:
+    import threading
+
+    from streams.embedded.store import StoreServer
+
+    with StoreServer(tmp_path / "d", workers=2, reserved_for_pipeline=1) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        served = Served(f"http://127.0.0.1:{port}", tmp_path, server.users)
+        order: list[str] = []
+
+        def slow_reader() -> None:
+            _reader_post(served, "SELECT sleepEachRow(1) FROM numbers(2) FORMAT Null")
+            order.append("reader")
+
+        busy = threading.Thread(target=slow_reader)
+        busy.start()
+        try:
+            import time
+
+            time.sleep(0.5)  # the reader holds the only reader slot
+            assert server.engine.reader_workers == 1
+            assert _post(served, "SELECT 1")[::2] == (200, b"1\n")
+            order.append("pipeline")
+        finally:
+            busy.join()
+        assert order == ["pipeline", "reader"]
+
+
+def test_the_reader_has_time_and_result_caps(tmp_path: Path) -> None:
+    from streams.embedded.reader import ReaderCaps
+    from streams.embedded.store import StoreServer
+
+    caps = ReaderCaps(max_execution_s=1, max_result_bytes=1 << 20)
+    with StoreServer(tmp_path / "d", reader_caps=caps) as server:
+        served = Served(server.url, tmp_path, server.users)
+        status, answer, _ = _reader_post(served, "SELECT sleepEachRow(0.5) FROM numbers(10) FORMAT Null")
+        # TIMEOUT_EXCEEDED, or TOO_SLOW when the engine foresees it
+        assert answer.get("x-clickhouse-exception-code") in ("159", "160"), status
+        status, answer, _ = _reader_post(served, "SELECT repeat('x', 1000) FROM numbers(100000)")
+        assert answer.get("x-clickhouse-exception-code") == "396", status  # TOO_MANY_ROWS_OR_BYTES
+        assert _post(served, "SELECT count() FROM numbers(100000)")[::2] == (200, b"100000\n")
