@@ -15,6 +15,7 @@ import re
 from streams.errors import RapportError
 
 # The codes this package raises itself (names as ClickHouse spells them).
+CANNOT_PARSE_INPUT = 27
 SYNTAX_ERROR = 62
 NOT_IMPLEMENTED = 48
 UNKNOWN_COMPRESSION_METHOD = 89
@@ -51,15 +52,16 @@ _CODE_RE = re.compile(r"Code: (\d+)\. (DB::Exception: .*)", re.DOTALL)
 class QueryError(RapportError):
     """A statement the store could not run; carries ClickHouse's code and message."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, status: int | None = None) -> None:
         super().__init__(f"Code: {code}. {message}")
         self.code = code
         self.message = message
+        self.status = status  # an HTTP status of its own (413), else the code's
 
     @classmethod
-    def make(cls, code: int, name: str, text: str) -> QueryError:
+    def make(cls, code: int, name: str, text: str, status: int | None = None) -> QueryError:
         """An error of our own, worded like ClickHouse's (``... (NAME)``)."""
-        return cls(code, f"DB::Exception: {text}. ({name})")
+        return cls(code, f"DB::Exception: {text}. ({name})", status)
 
     @classmethod
     def from_chdb(cls, exc: BaseException) -> QueryError:
@@ -72,7 +74,7 @@ class QueryError(RapportError):
 
     @property
     def http_status(self) -> int:
-        return http_status_of(self.code)
+        return self.status or http_status_of(self.code)
 
     def body(self) -> bytes:
         return f"Code: {self.code}. {self.message}\n".encode("utf-8", "replace")

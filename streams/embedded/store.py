@@ -73,8 +73,11 @@ class StoreServer:
                  max_threads: int = 2, workers: int = 8, *, max_connections: int = 64,
                  idle_timeout_s: float = 30.0, compress_responses: bool | None = None,
                  users: StoreUsers | None = None, reader_caps: ReaderCaps | None = None,
-                 reserved_for_pipeline: int = 2) -> None:
+                 reserved_for_pipeline: int = 2, head_timeout_s: float = 10.0,
+                 max_inflated_bytes: int = 1 << 30) -> None:
         self.data_path = Path(data_path)
+        self.head_timeout_s = head_timeout_s  # the whole request head must arrive within it
+        self.max_inflated_bytes = max_inflated_bytes  # a compressed body inflating past it: 413
         # Without users given (tests, tools), a fresh random pair: nobody can log in by guessing.
         self.users = users or StoreUsers(User("rapport", secrets.token_urlsafe(24), "pipeline"),
                                          User("rapport_reader", secrets.token_urlsafe(24), "reader"))

@@ -50,6 +50,8 @@ class Serving(Protocol):
     engine: Engine
     users: StoreUsers
     idle_timeout_s: float
+    head_timeout_s: float
+    max_inflated_bytes: int
     compress_responses: bool
 
 # A SELECT's answer is held (and sent with a Content-Length, so an error is still a proper
@@ -59,6 +61,46 @@ WAIT_BUFFER = 32 << 20
 STREAM_BUFFER = 256 << 10
 _BINARY_FORMATS = ("Native", "RowBinary", "Arrow", "Parquet", "ORC", "Avro", "MsgPack")
 _GET_ALLOWED = RESULT_KEYWORDS | {"SET", "USE"}
+# A request head (request line and headers) larger than this is refused (431).
+MAX_HEAD = 64 << 10
+MAX_REQUEST_LINE = 32 << 10
+MAX_HEADERS = 64
+_BUSY_BODY = (b"Code: 202. DB::Exception: Too many simultaneous connections to the store. "
+              b"(TOO_MANY_SIMULTANEOUS_QUERIES)\n")
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=UTF-8\r\n"
+         b"X-ClickHouse-Exception-Code: 202\r\nConnection: close\r\n"
+         b"Content-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY))
+
+
+class _HeadTooLarge(Exception):
+    """The request head went over MAX_HEAD."""
+
+
+class _HeadReader:
+    """The connection's reader while the request head is read: every line must come before
+    one deadline for the whole head (a client sending a byte now and then cannot hold its
+    thread), and the head may not exceed ``MAX_HEAD`` bytes."""
+
+    def __init__(self, rfile: Any, sock: socket.socket, deadline: float) -> None:
+        self._rfile = rfile
+        self._sock = sock
+        self._deadline = deadline
+        self._left = MAX_HEAD
+
+    def readline(self, limit: int = -1) -> bytes:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the request head took too long")
+        self._sock.settimeout(remaining)
+        size = min(limit if limit >= 0 else self._left + 1, self._left + 1)
+        line: bytes = self._rfile.readline(size)
+        self._left -= len(line)
+        if self._left < 0:
+            raise _HeadTooLarge
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rfile, name)
 
 
 class StoreHTTPServer(ThreadingHTTPServer):
@@ -84,10 +126,15 @@ class StoreHTTPServer(ThreadingHTTPServer):
         return sock, address
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        while not self._conn_slots.acquire(timeout=0.5):  # too many connections: wait
-            if self.stopping:
-                self.shutdown_request(request)
-                return
+        if self.stopping or not self._conn_slots.acquire(blocking=False):
+            # Too many connections: say so at once and close; never stall the accept loop.
+            try:
+                request.settimeout(0.5)
+                request.sendall(_BUSY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
         with self._open_lock:
             self._open.add(request)
         super().process_request(request, client_address)
@@ -112,12 +159,68 @@ class StoreHTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections
+    # A request line without a version is answered with a status line all the same (the
+    # stdlib's HTTP/0.9 answer is a bare body no client can tell from data).
+    default_request_version = "HTTP/1.0"
     server: StoreHTTPServer
 
     def setup(self) -> None:
         super().setup()
         # An idle keep-alive connection gives its thread back after this long.
         self.connection.settimeout(self.server.store.idle_timeout_s)
+
+    def handle_one_request(self) -> None:
+        """The stdlib's, with bounds: an idle wait for the next request, then one deadline
+        and a size cap for the whole head (request line and headers), then the body with the
+        idle timeout per read."""
+        store = self.server.store
+        try:
+            self.connection.settimeout(store.idle_timeout_s)
+            if not self.rfile.peek(1):  # type: ignore[attr-defined]
+                self.close_connection = True
+                return
+        except (TimeoutError, OSError):
+            self.close_connection = True
+            return
+        real = self.rfile
+        self.rfile = _HeadReader(real, self.connection, time.monotonic() + store.head_timeout_s)  # type: ignore[assignment]
+        try:
+            self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
+            if len(self.raw_requestline) > MAX_REQUEST_LINE:
+                self.requestline, self.request_version, self.command = "", "", ""
+                self.send_error(414, "Request-URI Too Long")
+                self.close_connection = True
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():
+                self.close_connection = True
+                return
+            if len(self.headers) > MAX_HEADERS:
+                self.send_error(431, "Too many headers")
+                self.close_connection = True
+                return
+        except _HeadTooLarge:
+            self.send_error(431, "Request header fields too large")
+            self.close_connection = True
+            return
+        except (TimeoutError, OSError):
+            self.close_connection = True
+            return
+        finally:
+            self.rfile = real
+        self.connection.settimeout(store.idle_timeout_s)
+        try:
+            method = getattr(self, "do_" + self.command, None)
+            if method is None:
+                self.send_error(501, f"Unsupported method ({self.command!r})")
+                self.close_connection = True
+                return
+            method()
+            self.wfile.flush()
+        except (TimeoutError, OSError):
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s %s", self.address_string(), format % args)
@@ -130,8 +233,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, post: bool) -> None:
         url = urlsplit(self.path)
-        body = codec.BodyReader(self.rfile, self.headers.get("Content-Length"),
-                                "chunked" in self.headers.get("Transfer-Encoding", "").lower())
+        try:
+            body = codec.BodyReader(self.rfile, self.headers.get("Content-Length"),
+                                    "chunked" in self.headers.get("Transfer-Encoding", "").lower())
+        except QueryError as err:  # no framing to trust: answer and close
+            self.close_connection = True
+            self._reply(err.http_status, [("X-ClickHouse-Exception-Code", str(err.code))],
+                        err.body(), "text/plain; charset=UTF-8")
+            return
         if url.path in ("/ping", "/replicas_status") or (url.path == "/" and not url.query
                                                            and body.done):
             self._reply(200, [], b"Ok.\n", "text/plain; charset=UTF-8")
@@ -171,7 +280,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _execute(self, params: codec.RequestParams, body: codec.BodyReader, post: bool,
                  query_id: str, user: User) -> None:
         began = time.perf_counter()
-        data = codec.decoded(body, self.headers.get("Content-Encoding"))
+        data = codec.decoded(body, self.headers.get("Content-Encoding"),
+                             self.server.store.max_inflated_bytes)
         stmt, rest = read_statement(params.query, data)
         if not stmt.keyword:
             raise QueryError.make(SYNTAX_ERROR, "SYNTAX_ERROR", "Empty query")
