@@ -15,7 +15,8 @@ from rich.console import Console
 from streams.errors import RapportError
 from streams.settings import Settings, load_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# No locals in tracebacks: a frame may hold a password (docs/store.md, Security).
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="Rapport: real-time conversation analytics (connections, not vanity).")
 err = Console(stderr=True)
 

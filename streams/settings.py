@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from streams.errors import ConfigError
 
 
 class Settings(BaseSettings):
@@ -122,6 +124,17 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment with the non-``None`` overrides applied (CLI flags)."""
+    """Settings from the environment with the non-``None`` overrides applied (CLI flags).
+
+    A value that does not validate is a :class:`ConfigError` naming the variable and what is
+    wrong, never the value (it may be a secret)."""
     clean = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**clean)
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"RAPPORT_{'_'.join(str(p) for p in err['loc'][:1]).upper()}"
+            f"{''.join(f'[{p}]' for p in err['loc'][1:])}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"invalid settings: {problems}") from None
+    except SettingsError as exc:  # a value that is not JSON where JSON is due
+        raise ConfigError(f"invalid settings: {str(exc).split(' from source')[0]}") from None
