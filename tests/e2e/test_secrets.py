@@ -74,7 +74,8 @@ def _base_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _run(args: list[str], env: dict[str, str], out: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _run(args: list[str], env: dict[str, str], out: list[str],
+         timeout: float = 120) -> subprocess.CompletedProcess[str]:
     done = subprocess.run([sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True,
                           cwd=REPO, env=env, timeout=timeout, check=False)
     out.append(f"$ {args}\n{done.stdout}\n{done.stderr}")
