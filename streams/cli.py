@@ -101,7 +101,8 @@ def store(data_dir: DataDir = None, clients: ClientsOpt = None,
         check_bind(host, allow_remote, settings)
         users = load_or_create(Path(settings.data_dir), settings)
         run_store(Path(settings.data_dir) / "store", host, port,
-                  lambda url: print(url, flush=True), users=users)
+                  lambda url: print(url, flush=True), users=users,
+                  allowed_origins=settings.store_allowed_origins)
 
 
 @app.command()

@@ -74,8 +74,11 @@ class StoreServer:
                  idle_timeout_s: float = 30.0, compress_responses: bool | None = None,
                  users: StoreUsers | None = None, reader_caps: ReaderCaps | None = None,
                  reserved_for_pipeline: int = 2, head_timeout_s: float = 10.0,
-                 max_inflated_bytes: int = 1 << 30) -> None:
+                 max_inflated_bytes: int = 1 << 30,
+                 allowed_origins: frozenset[str] | list[str] = frozenset()) -> None:
         self.data_path = Path(data_path)
+        # Web pages are refused unless their origin is listed (store_http.browser_refusal).
+        self.allowed_origins = frozenset(allowed_origins)
         self.head_timeout_s = head_timeout_s  # the whole request head must arrive within it
         self.max_inflated_bytes = max_inflated_bytes  # a compressed body inflating past it: 413
         # Without users given (tests, tools), a fresh random pair: nobody can log in by guessing.
@@ -151,7 +154,8 @@ class StoreServer:
 
 def run_store(data_path: Path, host: str = "127.0.0.1", port: int = 0,
               ready_line: Callable[[str], None] = print, *, max_threads: int = 2,
-              workers: int = 8, users: StoreUsers | None = None) -> None:
+              workers: int = 8, users: StoreUsers | None = None,
+              allowed_origins: list[str] | None = None) -> None:
     """``rapport store``: serve until SIGINT/SIGTERM or the parent dies; the URL goes first
     to ``ready_line``. ``StoreLockedError`` when another process holds ``data_path``."""
     parent = os.getppid()
@@ -166,7 +170,7 @@ def run_store(data_path: Path, host: str = "127.0.0.1", port: int = 0,
                 } if in_main else {}
     try:
         server = StoreServer(data_path, host, port, max_threads=max_threads, workers=workers,
-                             users=users)
+                             users=users, allowed_origins=allowed_origins or [])
         server.start()
         try:
             ready_line(server.url)

@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from streams.embedded import http_codec as codec
 from streams.embedded.ch_errors import (
+    ACCESS_DENIED,
     AUTHENTICATION_FAILED,
     NOT_IMPLEMENTED,
     READONLY,
@@ -53,6 +54,7 @@ class Serving(Protocol):
     head_timeout_s: float
     max_inflated_bytes: int
     compress_responses: bool
+    allowed_origins: frozenset[str]
 
 # A SELECT's answer is held (and sent with a Content-Length, so an error is still a proper
 # error) up to this size; beyond it, it streams and an error can only cut the answer short.
@@ -114,6 +116,7 @@ class StoreHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], store: Serving, max_connections: int) -> None:
         self.store = store
         self.stopping = False
+        self.refused_browser = 0  # requests refused as browser-borne (visible to tests, logs)
         self._conn_slots = threading.BoundedSemaphore(max_connections)
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
@@ -244,6 +247,13 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path in ("/ping", "/replicas_status") or (url.path == "/" and not url.query
                                                            and body.done):
             self._reply(200, [], b"Ok.\n", "text/plain; charset=UTF-8")
+            return
+        refusal = browser_refusal(self.headers.get("Origin"), self.headers.get("Sec-Fetch-Site"),
+                                  self.server.store.allowed_origins)
+        if refusal is not None:  # before credentials and before any SQL
+            self.server.refused_browser += 1
+            log.warning("refused a request from a web page: %s", refusal)
+            self._fail(QueryError.make(ACCESS_DENIED, "ACCESS_DENIED", refusal), body, str(uuid.uuid4()))
             return
         if url.path != "/":
             self._reply(404, [], b"There is no handle " + url.path.encode() + b"\n", "text/plain")
@@ -427,6 +437,24 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
+
+
+def browser_refusal(origin: str | None, fetch_site: str | None,
+                    allowed: frozenset[str]) -> str | None:
+    """Why a request is refused as sent by a web page, or ``None``.
+
+    A page can make the browser POST a text/plain body or GET an ``<img>`` to any loopback
+    port without a CORS preflight; the browser then says so itself: an ``Origin`` (on POST)
+    and ``Sec-Fetch-Site`` (``same-site`` for a page on another loopback port, ``cross-site``
+    for the web; ``none`` only when the user typed the URL). Clients that are not browsers
+    (clickhouse-connect, Grafana's backend, curl) send neither."""
+    if origin is not None and origin.strip() in allowed:
+        return None
+    if origin is not None:
+        return f"a request from the web origin {origin[:100]!r}, which is not allowed (RAPPORT_STORE_ALLOWED_ORIGINS)"
+    if fetch_site is not None and fetch_site.strip().lower() != "none":
+        return f"a request a web page made the browser send (Sec-Fetch-Site: {fetch_site[:40]})"
+    return None
 
 
 def _capped(chunks: Generator[Any, None, None], cap: int) -> Generator[Any, None, None]:

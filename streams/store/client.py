@@ -96,7 +96,8 @@ def store_for(settings: Settings, console: Console, role: Role = "reader") -> It
 
         console.print(f"no stack runs for {settings.data_dir}; opening its store directly", style="dim")
         server = StoreServer(Path(settings.data_dir) / "store",
-                             users=load_or_create(Path(settings.data_dir), settings))
+                             users=load_or_create(Path(settings.data_dir), settings),
+                             allowed_origins=settings.store_allowed_origins)
         server.start()
         url = server.url
     try:

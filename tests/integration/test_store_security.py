@@ -431,3 +431,35 @@ def test_the_reader_has_time_and_result_caps(tmp_path: Path) -> None:
         status, answer, _ = _reader_post(served, "SELECT repeat('x', 1000) FROM numbers(100000)")
         assert answer.get("x-clickhouse-exception-code") == "396", status  # TOO_MANY_ROWS_OR_BYTES
         assert _post(served, "SELECT count() FROM numbers(100000)")[::2] == (200, b"100000\n")
+
+
+# --- 7. browser-borne requests ------------------------------------------------------------------
+
+@pytest.mark.parametrize("headers", [
+    {"Origin": "http://127.0.0.1:9999"},
+    {"Origin": "null"},
+    {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site"},
+    {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"},
+    {"Sec-Fetch-Site": "same-origin"},
+])
+def test_requests_from_web_pages_are_refused_before_any_sql(served: Served, sink: str, headers: dict[str, str]) -> None:
+    sql = "INSERT INTO default.sink VALUES ('from-a-page')"
+    status, answer, body = raw(served, "POST", "/", body=sql.encode(), headers={**basic(served.users.pipeline),
+                                                                                 **headers})
+    assert (status, answer["x-clickhouse-exception-code"]) == (403, "497"), body
+    assert b"web" in body
+    assert _post(served, "SELECT count() FROM default.sink WHERE s = 'from-a-page'")[2] == b"0\n"
+
+
+def test_a_typed_url_and_an_allowed_origin_are_served(tmp_path: Path) -> None:
+    from streams.embedded.store import StoreServer
+
+    with StoreServer(tmp_path / "d", allowed_origins=["http://localhost:3000"]) as server:
+        served = Served(server.url, tmp_path, server.users)
+        for extra in ({"Sec-Fetch-Site": "none"}, {"Origin": "http://localhost:3000", "Sec-Fetch-Site": "same-site"}):
+            status, _, body = raw(served, "POST", "/", body=b"SELECT 1", headers={**basic(server.users.pipeline), **extra})
+            assert (status, body) == (200, b"1\n")
+        status, _, _ = raw(served, "POST", "/", body=b"SELECT 1", headers={
+            **basic(server.users.pipeline), "Origin": "http://localhost:3001"})
+        assert status == 403
