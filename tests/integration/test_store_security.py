@@ -457,8 +457,10 @@ def test_a_typed_url_and_an_allowed_origin_are_served(tmp_path: Path) -> None:
 
     with StoreServer(tmp_path / "d", allowed_origins=["http://localhost:3000"]) as server:
         served = Served(server.url, tmp_path, server.users)
-        for extra in ({"Sec-Fetch-Site": "none"}, {"Origin": "http://localhost:3000", "Sec-Fetch-Site": "same-site"}):
-            status, _, body = raw(served, "POST", "/", body=b"SELECT 1", headers={**basic(server.users.pipeline), **extra})
+        login = basic(server.users.pipeline)
+        for extra in ({"Sec-Fetch-Site": "none"},
+                      {"Origin": "http://localhost:3000", "Sec-Fetch-Site": "same-site"}):
+            status, _, body = raw(served, "POST", "/", body=b"SELECT 1", headers={**login, **extra})
             assert (status, body) == (200, b"1\n")
         status, _, _ = raw(served, "POST", "/", body=b"SELECT 1", headers={
             **basic(server.users.pipeline), "Origin": "http://localhost:3001"})
