@@ -251,6 +251,13 @@ def test_query_parameters_are_checked_with_their_values(served: Served) -> None:
     assert (status, body) == (200, b"') FROM file('/etc/hostname\n")
 
 
+def test_an_identifier_parameter_cannot_smuggle_a_table_function(served: Served) -> None:
+    target = "/?" + urlencode({"param_t": "file('/etc/hostname', 'LineAsString')"})
+    status, _, body = _post(served, "SELECT * FROM {t:Identifier}", target=target)
+    assert status != 200
+    assert Path("/etc/hostname").read_text().strip().encode() not in body
+
+
 def test_the_pipelines_own_statements_still_run(served: Served, sink: str) -> None:
     for sql in ["CREATE TABLE IF NOT EXISTS default.own (a UInt32, s String) ENGINE = ReplacingMergeTree ORDER BY a",
                 "INSERT INTO default.own VALUES (1, 'file(x)'), (2, 'INTO OUTFILE')",
