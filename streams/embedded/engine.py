@@ -41,7 +41,7 @@ from streams.embedded.ch_errors import (
     QueryError,
 )
 from streams.embedded.reader import ReaderCaps
-from streams.embedded.sql_guard import Guard, outward_names, refuse
+from streams.embedded.sql_guard import Guard, file_setting, outward_names, refuse
 from streams.errors import StackError
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,6 @@ _SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Zulu", "GMT"})
 # Names the chDB Python layer treats as Python objects, not ClickHouse output formats.
 _PYTHON_FORMATS = frozenset({"dataframe", "arrowtable", "datastore", "debug"})
-_PARSER_SETTINGS = frozenset({"dialect", "allow_experimental_kusto_dialect",
-                              "allow_experimental_prql_dialect"})
 
 
 def pin_utc() -> bool:
@@ -134,7 +132,7 @@ class Handle:
     def _clamp(self, name: str, value: str) -> str:
         if not _SETTING_NAME.match(name):
             raise QueryError.make(UNKNOWN_SETTING, "UNKNOWN_SETTING", f"Unknown setting '{name}'")
-        if name.lower() in _PARSER_SETTINGS:  # another parser would see another statement
+        if file_setting(name):  # a file the engine would read or write, or another parser
             raise refuse(f"The setting {name}")
         if name == "max_threads":  # the store's cap holds whatever a client asks
             wanted = int(value) if value.isdigit() else 0

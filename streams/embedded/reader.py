@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from streams.embedded.ch_errors import READONLY, QueryError
+from streams.embedded.sql_guard import file_setting
 
 _ALLOWED = frozenset({
     "max_execution_time", "timeout_overflow_mode", "max_result_rows", "max_result_bytes",
@@ -26,7 +27,7 @@ _ALLOWED = frozenset({
     "date_time_output_format", "cast_string_to_dynamic_use_inference", "session_timezone",
     "extremes", "join_use_nulls", "use_query_cache",
 })
-_ALLOWED_PREFIXES = ("output_format_", "format_")
+_ALLOWED_PREFIXES = ("output_format_", "format_csv_", "format_tsv_")
 # A value becomes part of a chDB connection string (``path?k=v&k=v``): nothing that could
 # start another key or end the string may pass.
 _VALUE = re.compile(r"[A-Za-z0-9_.:+\-/]*\Z")
@@ -61,7 +62,8 @@ def reader_settings(requested: dict[str, str], caps: ReaderCaps) -> tuple[tuple[
     Raises 164 (READONLY) for a setting a reader may not change."""
     chosen: dict[str, str] = {}
     for name, value in requested.items():
-        if name not in _ALLOWED and not name.startswith(_ALLOWED_PREFIXES):
+        allowed = name in _ALLOWED or name.startswith(_ALLOWED_PREFIXES)
+        if not allowed or file_setting(name):
             raise QueryError.make(READONLY, "READONLY",
                                   f"Cannot modify '{name}' setting in readonly mode")
         if not _VALUE.match(value):

@@ -17,8 +17,9 @@ checked here before it runs, on ClickHouse's own parse of it rather than on a re
    the local ones, so a table function added by a later chDB is refused until allowed here;
 3. the canonical text (no comments, no heredocs: safe to lex) is refused when it is a
    ``SYSTEM``/``BACKUP``/``RESTORE``/``ATTACH`` statement, a ``CREATE DICTIONARY`` (sources
-   reach out), or contains ``INTO OUTFILE``/``FROM INFILE`` or the ``dialect`` setting (another
-   parser would see another statement).
+   reach out), or contains ``INTO OUTFILE``/``FROM INFILE``, the ``dialect`` setting (another
+   parser would see another statement) or a setting naming a file (``format_schema``,
+   ``output_format_schema``, ``format_template_*``).
 
 Verdicts are cached per statement text (an LRU of 4096): a statement seen before costs
 nothing more; a new one costs two parse requests (~3 ms measured for ``SELECT n``).
@@ -47,7 +48,8 @@ SAFE_TABLE_ENGINES = frozenset({
 })
 SAFE_DATABASE_ENGINES = frozenset({"atomic", "ordinary", "memory", "lazy"})
 # Scalar functions that read the machine (``file`` reads any file the process can).
-OUTWARD_FUNCTIONS = frozenset({"file", "catboostevaluate"})
+# ``disk(type = local, path = ...)`` in a table's SETTINGS puts its data at any path.
+OUTWARD_FUNCTIONS = frozenset({"file", "catboostevaluate", "disk"})
 # Always refused, whatever the engine's tables list (a table function's lowercase name).
 ALWAYS_REFUSED = frozenset({
     "file", "url", "s3", "hdfs", "remote", "remotesecure", "mysql", "postgresql", "executable",
@@ -57,6 +59,15 @@ ALWAYS_REFUSED = frozenset({
     "kafka", "filelog", "keepermap",
 })
 REFUSED_KEYWORDS = frozenset({"SYSTEM", "BACKUP", "RESTORE", "ATTACH"})
+
+
+def file_setting(name: str) -> bool:
+    """Settings naming a file the engine reads or writes (chDB is clickhouse-local: no
+    ``format_schema_path`` confinement), or a parser other than ClickHouse's."""
+    lowered = name.lower()
+    return ("format_schema" in lowered or lowered.startswith("format_template")
+            or lowered in ("dialect", "allow_experimental_kusto_dialect",
+                           "allow_experimental_prql_dialect"))
 
 Run = Callable[[str, dict[str, str], str], str]  # (sql, params, format) -> the answer as text
 
@@ -110,8 +121,9 @@ def check_canonical(canonical: str) -> None:
         raise refuse("INTO OUTFILE")
     if ("FROM", "INFILE") in pairs:
         raise refuse("FROM INFILE")
-    if "DIALECT" in words:
-        raise refuse("Changing the SQL dialect")
+    for word in words:
+        if file_setting(word):
+            raise refuse(f"The setting {word.lower()}")
 
 
 class Guard:

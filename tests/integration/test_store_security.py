@@ -218,6 +218,11 @@ OUTWARD = [
     "SET dialect = 'prql'",
     "SELECT 1 SETTINGS dialect = 'kusto'",
     "SELECT 1 # comment\n; SYSTEM SHUTDOWN",
+    "CREATE TABLE default.dk (a UInt8) ENGINE = MergeTree ORDER BY a "
+    "SETTINGS disk = disk(type = local, path = '{dir}/disk/')",
+    "SELECT 1 FORMAT Template SETTINGS format_template_row = '/etc/hostname'",
+    "SELECT 1 SETTINGS output_format_schema = '{dir}/schema.capnp'",
+    "SET format_schema = '/etc/hostname:M'",
     "SELECT $$ ' $$; SYSTEM SHUTDOWN; --'",
 ]
 
@@ -234,8 +239,9 @@ def test_statements_reaching_outside_are_refused_for_the_pipeline(served: Served
                                                                    tmp_path: Path) -> None:
     status, answer, body = _post(served, sql.format(dir=tmp_path))
     code = answer.get("x-clickhouse-exception-code")
-    # 497: the guard's refusal; 62: ClickHouse's parser saw two statements (never run)
-    assert status in (400, 403) and code in ("497", "62"), (status, body)
+    # 497: the guard's refusal; 62: ClickHouse's parser saw two statements (never run); 36:
+    # chDB itself refuses a custom local disk while the guard parses (no base path configured)
+    assert (status, code) in ((403, "497"), (400, "62"), (500, "36")), (status, body)
     if code == "497":
         assert b"refused by the Rapport store" in body
     assert b"\n" not in body.rstrip(b"\n") or b"Multi-statements" in body
@@ -342,7 +348,16 @@ def test_the_reader_cannot_write_or_change_settings(served: Served, sink: str, s
     assert _post(served, "SELECT count() FROM default.sink WHERE s = 'r'")[2] == b"0\n"
 
 
+def test_file_settings_are_refused_as_url_parameters(served: Served, tmp_path: Path) -> None:
+    for setting in (f"output_format_schema={tmp_path}/s.capnp", "format_template_row=/etc/hostname",
+                    "dialect=prql"):
+        status, answer, _ = _post(served, "SELECT 1", target="/?" + setting)
+        assert (status, answer["x-clickhouse-exception-code"]) == (403, "497")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("setting", ["readonly=0", "allow_ddl=1", "max_threads_x=1", "send_logs_level=trace",
+                                     "format_template_row=/etc/hostname", "output_format_schema=/tmp/x",
                                      "output_format_json_quote_64bit_integers=1%26readonly%3D0"])
 def test_a_reader_setting_off_the_allow_list_is_refused_164(served: Served, setting: str) -> None:
     status, answer, body = _reader_post(served, "SELECT 1", target="/?" + setting)
