@@ -11,8 +11,9 @@ checked here before it runs, on ClickHouse's own parse of it rather than on a re
    comments and all) and refuses anything but one statement: chDB's ``query()`` would run a
    second statement after a ``;`` that the store's own lexer had missed;
 2. ``EXPLAIN AST`` of that statement lists every function, table function, table engine,
-   database engine and dictionary source by name: a name outside the allow-lists below is
-   refused. The deny set is *every* table function and engine the engine knows
+   database engine and dictionary source by name (but prints a ``SETTINGS`` clause as a bare
+   ``Set``, so names called in the canonical text are checked too): a name outside the
+   allow-lists below is refused. The deny set is *every* table function and engine the engine knows
    (``system.table_functions``, ``system.table_engines``, ``system.database_engines``) minus
    the local ones, so a table function added by a later chDB is refused until allowed here;
 3. the canonical text (no comments, no heredocs: safe to lex) is refused when it is a
@@ -107,6 +108,16 @@ def function_names(ast: str) -> list[str]:
     return names
 
 
+def called_names(canonical: str) -> list[str]:
+    """Every name followed by ``(`` in ClickHouse's formatting of a statement."""
+    tokens = list(tokens_of(canonical))
+    names = []
+    for (kind, text), (next_kind, next_text) in zip(tokens, tokens[1:], strict=False):
+        if next_kind == "open" and next_text == "(" and kind in ("word", "qid"):
+            names.append(text.strip("`\""))
+    return names
+
+
 def check_canonical(canonical: str) -> None:
     """Refusals read from ClickHouse's own formatting of the statement."""
     words = [text.upper() for kind, text in tokens_of(canonical) if kind == "word"]
@@ -147,6 +158,11 @@ class Guard:
                 return
         canonical = run("SELECT formatQuery({q:String})", {"q": tsv_escaped(sql)}, "RawBLOB")
         check_canonical(canonical)
+        # EXPLAIN AST prints a SETTINGS clause as a bare "Set" node, so a function inside it
+        # (``disk(type = local, path = ...)``) is looked for in the canonical text as well.
+        for name in called_names(canonical):
+            if name.lower() in self.outward:
+                raise refuse(f"{name}()")
         ast = run("EXPLAIN AST " + canonical, params, "TSVRaw")
         for name in function_names(ast):
             if name.lower() in self.outward:

@@ -103,6 +103,14 @@ def test_function_names_read_every_function_line() -> None:
     assert function_names(ast) == ["file", "http", "url"]
 
 
+def test_called_names_include_settings_values() -> None:
+    from streams.embedded.sql_guard import called_names
+
+    canonical = ("CREATE TABLE t (a UInt8) ENGINE = MergeTree ORDER BY a "
+                 "SETTINGS disk = disk(type = local, path = '/x(y)'), x = `file`('a')")
+    assert called_names(canonical) == ["t", "disk", "file"]  # a table with columns looks called: harmless
+
+
 def test_outward_names_are_everything_but_the_local_ones() -> None:
     names = outward_names(["numbers", "file", "newThing"], ["MergeTree", "Kafka"], ["Atomic", "MySQL"])
     assert {"file", "newthing", "kafka", "mysql", "url"} <= names
