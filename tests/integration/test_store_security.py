@@ -486,3 +486,19 @@ def test_a_typed_url_and_an_allowed_origin_are_served(tmp_path: Path) -> None:
         status, _, _ = raw(served, "POST", "/", body=b"SELECT 1", headers={
             **basic(server.users.pipeline), "Origin": "http://localhost:3001"})
         assert status == 403
+
+
+def test_grafana_provision_writes_the_readers_credentials_0600(served: Served, tmp_path: Path) -> None:
+    import yaml
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAPPORT_STORE_")}
+    done = subprocess.run([sys.executable, "-m", "streams.cli", "grafana", "provision", "--out", str(tmp_path),
+                           "--data-dir", str(served.data_dir)], capture_output=True, text=True, cwd=REPO,
+                          timeout=120, env={**env, "RAPPORT_STORE_URL": served.url})
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "provisioning" / "datasources" / "rapport.yaml"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    source = yaml.safe_load(path.read_text())["datasources"][0]
+    assert source["jsonData"]["username"] == served.users.reader.name
+    assert source["secureJsonData"]["password"] == served.users.reader.password
+    assert served.users.reader.password not in done.stderr + done.stdout
