@@ -15,7 +15,8 @@ from rich.console import Console
 from streams.errors import RapportError
 from streams.settings import Settings, load_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# No locals in tracebacks: a frame may hold a password (docs/store.md, Security).
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="Rapport: real-time conversation analytics (connections, not vanity).")
 err = Console(stderr=True)
 
@@ -90,14 +91,22 @@ def broker(data_dir: DataDir = None, clients: ClientsOpt = None,
 
 @app.command()
 def store(data_dir: DataDir = None, clients: ClientsOpt = None,
-          port: Annotated[int, typer.Option(help="Port (default: a free one).")] = 0) -> None:
+          port: Annotated[int, typer.Option(help="Port (default: a free one).")] = 0,
+          host: Annotated[str, typer.Option(help="Address to bind (default: loopback only).")] = "127.0.0.1",
+          allow_remote: Annotated[bool, typer.Option(
+              "--allow-remote", help="Allow a non-loopback --host (needs both store passwords set).")] = False,
+          ) -> None:
     """Serve the embedded store (chDB) over the ClickHouse HTTP interface; prints its URL first."""
-    from streams.embedded.store import run_store
+    from streams.embedded.credentials import load_or_create
+    from streams.embedded.store import check_bind, run_store
 
     with _friendly():
         settings = _settings(data_dir, clients)
-        run_store(Path(settings.data_dir) / "store", "127.0.0.1", port,
-                  lambda url: print(url, flush=True))
+        check_bind(host, allow_remote, settings)
+        users = load_or_create(Path(settings.data_dir), settings)
+        run_store(Path(settings.data_dir) / "store", host, port,
+                  lambda url: print(url, flush=True), users=users,
+                  allowed_origins=settings.store_allowed_origins)
 
 
 @app.command()
@@ -171,13 +180,15 @@ def simulate(data_dir: DataDir = None, clients: ClientsOpt = None,
 def query(sql: Annotated[str, typer.Argument(help="SQL to run on the store.")],
           data_dir: DataDir = None, clients: ClientsOpt = None,
           fmt: Annotated[OutputFormat, typer.Option("--format", help="table | json | csv")] = OutputFormat.table,
+          write: Annotated[bool, typer.Option(
+              "--write", help="Log in as the pipeline's user (read-write); default: the reader.")] = False,
           ) -> None:
     """Run SQL on the running stack's store, or open the store itself when none runs."""
     from streams.query_cmd import run_query
 
     with _friendly():
         settings = _settings(data_dir, clients)
-        run_query(settings, sql, fmt.value, err)
+        run_query(settings, sql, fmt.value, err, role="pipeline" if write else "reader")
 
 
 @app.command()

@@ -63,15 +63,22 @@ def broker(session_dir: Path) -> Iterator[Broker]:
 
 @pytest.fixture(scope="session")
 def store_url(session_dir: Path) -> Iterator[str]:
-    """A real `rapport store` child serving chDB over HTTP."""
+    """A real `rapport store` child serving chDB over HTTP, as a URL carrying the pipeline's
+    credentials, read from the data dir's store-credentials.json the way a user does."""
     from streams.embedded.children import first_line
+    from streams.embedded.credentials import read_users, with_credentials
+    from streams.embedded.lifecycle import die_with_parent
 
     log_path = session_dir / "store.log"
     log = open(log_path, "ab")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "store", "--data-dir", str(session_dir)],
-                            stdout=subprocess.PIPE, stderr=log, cwd=REPO)
+                            stdout=subprocess.PIPE, stderr=log, cwd=REPO, start_new_session=True,
+                            preexec_fn=die_with_parent)
     try:
-        yield first_line(proc, "the store", log_path)
+        url = first_line(proc, "the store", log_path)
+        users = read_users(session_dir)
+        assert users is not None, "the store wrote no store-credentials.json"
+        yield with_credentials(url, users.pipeline.name, users.pipeline.password)
     finally:
         stop_process(proc)
 

@@ -96,7 +96,7 @@ def _run_demo(settings: Settings, clients: ClientsFile, *, duration: float | Non
         feeder = threading.Thread(target=pump, args=(publisher, sim, rate), kwargs={"stop": stop},
                                   daemon=True, name="simulator")
         feeder.start()
-        client = connect(stack.store_url, settings)
+        client = connect(stack.store_url, settings, role="reader")
         try:
             if headless:
                 next_print = 0.0

@@ -15,6 +15,7 @@ import re
 from streams.errors import RapportError
 
 # The codes this package raises itself (names as ClickHouse spells them).
+CANNOT_PARSE_INPUT = 27
 SYNTAX_ERROR = 62
 NOT_IMPLEMENTED = 48
 UNKNOWN_COMPRESSION_METHOD = 89
@@ -25,6 +26,8 @@ QUERY_IS_TOO_LARGE = 229
 CANNOT_DECOMPRESS = 271
 SESSION_NOT_FOUND = 372
 SESSION_IS_LOCKED = 373
+ACCESS_DENIED = 497
+AUTHENTICATION_FAILED = 516
 STD_EXCEPTION = 1001
 
 # Which codes are the client's fault, and of what kind, following ClickHouse's HTTP handler.
@@ -38,8 +41,10 @@ _NOT_FOUND = frozenset({
     46, 47, 50, 56, 60, 63, 73, 78, 81, 152, 336,  # UNKNOWN_{FUNCTION,IDENTIFIER,TYPE,TABLE,...}
     UNKNOWN_SETTING, SESSION_NOT_FOUND,
 })
-_FORBIDDEN = frozenset({192, 193, 194, 497, 516, READONLY})  # users, passwords, ACCESS_DENIED
-_STATUS_OF = {NOT_IMPLEMENTED: 501, TOO_MANY_SIMULTANEOUS_QUERIES: 503, 159: 408, 381: 411}
+_FORBIDDEN = frozenset({ACCESS_DENIED, READONLY})  # users, ACCESS_DENIED
+# ClickHouse answers a failed login 401 (UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD too).
+_STATUS_OF = {NOT_IMPLEMENTED: 501, TOO_MANY_SIMULTANEOUS_QUERIES: 503, 159: 408, 381: 411,
+              AUTHENTICATION_FAILED: 401, 192: 401, 193: 401, 194: 401}
 
 _CODE_RE = re.compile(r"Code: (\d+)\. (DB::Exception: .*)", re.DOTALL)
 
@@ -47,15 +52,16 @@ _CODE_RE = re.compile(r"Code: (\d+)\. (DB::Exception: .*)", re.DOTALL)
 class QueryError(RapportError):
     """A statement the store could not run; carries ClickHouse's code and message."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, status: int | None = None) -> None:
         super().__init__(f"Code: {code}. {message}")
         self.code = code
         self.message = message
+        self.status = status  # an HTTP status of its own (413), else the code's
 
     @classmethod
-    def make(cls, code: int, name: str, text: str) -> QueryError:
+    def make(cls, code: int, name: str, text: str, status: int | None = None) -> QueryError:
         """An error of our own, worded like ClickHouse's (``... (NAME)``)."""
-        return cls(code, f"DB::Exception: {text}. ({name})")
+        return cls(code, f"DB::Exception: {text}. ({name})", status)
 
     @classmethod
     def from_chdb(cls, exc: BaseException) -> QueryError:
@@ -68,7 +74,7 @@ class QueryError(RapportError):
 
     @property
     def http_status(self) -> int:
-        return http_status_of(self.code)
+        return self.status or http_status_of(self.code)
 
     def body(self) -> bytes:
         return f"Code: {self.code}. {self.message}\n".encode("utf-8", "replace")

@@ -26,12 +26,14 @@ class Child(subprocess.Popen[bytes]):
 
 
 def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None,
-          capture_first_line: bool = False, ready: bool = False) -> Child:
+          capture_first_line: bool = False, ready: bool = False, own_session: bool = False) -> Child:
     """Start ``python -m streams.cli ARGS``; its output goes to ``log_path``.
 
     With ``capture_first_line`` stdout is a pipe so the caller can read the URL the child
     prints first; the rest of its stdout is then the caller's to drain or ignore. With
-    ``ready`` the child gets a pipe to say it has started (:func:`wait_ready`).
+    ``ready`` the child gets a pipe to say it has started (:func:`wait_ready`). With
+    ``own_session`` the child leads a session (and process group) of its own, so nothing it
+    signals to "its group" reaches the stack; it still dies with its parent (PDEATHSIG).
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = dict(os.environ)
@@ -50,6 +52,7 @@ def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None,
                 stdin=subprocess.DEVNULL,
                 env=full_env,
                 pass_fds=() if write_end is None else (write_end,),
+                start_new_session=own_session,
                 preexec_fn=die_with_parent,
             )
         finally:

@@ -26,6 +26,7 @@ import re
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import astuple, dataclass
@@ -39,6 +40,8 @@ from streams.embedded.ch_errors import (
     UNKNOWN_SETTING,
     QueryError,
 )
+from streams.embedded.reader import ReaderCaps
+from streams.embedded.sql_guard import Guard, file_setting, outward_names, refuse
 from streams.errors import StackError
 
 log = logging.getLogger(__name__)
@@ -90,8 +93,10 @@ class Stats:
 class Handle:
     """One chDB connection, used by one request at a time."""
 
-    def __init__(self, conn: Any, baseline: dict[str, str], max_threads: int) -> None:
+    def __init__(self, conn: Any, baseline: dict[str, str], max_threads: int,
+                 readonly: bool = False) -> None:
         self._conn = conn
+        self.readonly = readonly  # a reader's handle: its settings are fixed when opened
         self._baseline = baseline
         self._max_threads = max_threads
         self._applied: dict[str, str | None] = {}  # URL settings in force; None: unknown
@@ -104,6 +109,8 @@ class Handle:
 
     def prepare(self, database: str | None, settings: dict[str, str]) -> None:
         """Make the handle's database and settings those of the coming request."""
+        if self.readonly:
+            settings = {}  # opened with them (reader.py); chDB refuses SET under readonly=1
         wanted = {name: self._clamp(name, value) for name, value in settings.items()}
         changes = [f"{name} = {_quote(value)}" for name, value in wanted.items()
                    if self._applied.get(name) != value]
@@ -125,6 +132,8 @@ class Handle:
     def _clamp(self, name: str, value: str) -> str:
         if not _SETTING_NAME.match(name):
             raise QueryError.make(UNKNOWN_SETTING, "UNKNOWN_SETTING", f"Unknown setting '{name}'")
+        if file_setting(name):  # a file the engine would read or write, or another parser
+            raise refuse(f"The setting {name}")
         if name == "max_threads":  # the store's cap holds whatever a client asks
             wanted = int(value) if value.isdigit() else 0
             return str(min(wanted, self._max_threads) or self._max_threads)
@@ -141,6 +150,10 @@ class Handle:
             self.home_db = self._current_db = db
         else:
             self._applied = {}  # the session now owns what it set; do not reset it
+
+    def text(self, sql: str, params: dict[str, str], fmt: str) -> str:
+        """A statement's whole answer as text (the guard's parse requests)."""
+        return bytes(self.query(sql, fmt, params).bytes()).decode("utf-8", "replace")
 
     def _run(self, sql: str, fmt: str = "TabSeparated") -> Any:
         try:
@@ -217,7 +230,8 @@ class Engine:
     """The chDB engine of one data path, its shared handles and its sessions."""
 
     def __init__(self, data_path: Path, *, max_threads: int = 2, workers: int = 8,
-                 max_sessions: int = 256, wait_s: float = 300.0) -> None:
+                 max_sessions: int = 256, wait_s: float = 300.0, reserved_for_pipeline: int = 2,
+                 reader_caps: ReaderCaps | None = None, reader_handles: int = 16) -> None:
         self.data_path = data_path.resolve()
         if "?" in str(self.data_path):
             raise StackError(f"the store data path may not contain '?': {self.data_path}")
@@ -227,11 +241,18 @@ class Engine:
         self.wait_s = wait_s
         self.timezone = "UTC"
         self._slots = threading.BoundedSemaphore(workers)  # chDB statements at once
+        # Readers (boards, Grafana) never hold the last slots: the pipeline always gets in.
+        self.reader_workers = max(1, workers - reserved_for_pipeline)
+        self._reader_slots = threading.BoundedSemaphore(self.reader_workers)
+        self.reader_caps = reader_caps or ReaderCaps(max_threads=max_threads)
+        self._reader_free: OrderedDict[tuple[tuple[str, str], ...], list[Handle]] = OrderedDict()
+        self._reader_handles = reader_handles
         self._mutex = threading.Lock()
         self._free: list[Handle] = []
         self._sessions: dict[str, Handle] = {}
         self._baseline = {"max_threads": str(max_threads)}
         self._keeper: Handle | None = None  # never lent out: keeps the engine up
+        self.guard = Guard(outward_names([], [], []))  # completed from the engine by open()
         self._closing = False
 
     def open(self) -> None:
@@ -251,15 +272,59 @@ class Engine:
             keeper.close()
             keeper = self._new_handle()
         self.timezone = keeper._run("SELECT timezone()").bytes().decode().strip()
+        names = [keeper._run(f"SELECT name FROM system.{table}").bytes().decode().split()
+                 for table in ("table_functions", "table_engines", "database_engines")]
+        self.guard = Guard(outward_names(*names))
         self._keeper = keeper
 
-    def _new_handle(self) -> Handle:
-        options = "&".join(f"{k}={v}" for k, v in self._baseline.items())
+    def _new_handle(self, reader: tuple[tuple[str, str], ...] | None = None) -> Handle:
+        options = "&".join(f"{k}={v}" for k, v in {**self._baseline, **dict(reader or ())}.items())
         try:
             conn = self._chdb.connect(f"{self.data_path}?{options}")
         except RuntimeError as exc:
+            if reader is not None:  # a reader's setting chDB does not take
+                raise QueryError.from_chdb(exc) from None
             raise StackError(f"cannot open chDB on {self.data_path}: {exc}") from None
-        return Handle(conn, self._baseline, self.max_threads)
+        return Handle(conn, self._baseline, self.max_threads, readonly=reader is not None)
+
+    @contextmanager
+    def reader_handle(self, settings: tuple[tuple[str, str], ...]) -> Iterator[Handle]:
+        """Borrow a read-only handle opened with ``settings`` (``reader.reader_settings``)."""
+        if self._closing or not self._reader_slots.acquire(timeout=self.wait_s):
+            raise QueryError.make(TOO_MANY_SIMULTANEOUS_QUERIES, "TOO_MANY_SIMULTANEOUS_QUERIES",
+                                  "The store is busy with read-only queries or stopping")
+        try:
+            if not self._slots.acquire(timeout=self.wait_s):
+                raise QueryError.make(TOO_MANY_SIMULTANEOUS_QUERIES,
+                                      "TOO_MANY_SIMULTANEOUS_QUERIES", "The store is busy")
+            try:
+                with self._mutex:
+                    free = self._reader_free.get(settings)
+                    handle = free.pop() if free else None
+                if handle is None:
+                    handle = self._new_handle(settings)
+                try:
+                    yield handle
+                finally:
+                    self._give_back_reader(settings, handle)
+            finally:
+                self._slots.release()
+        finally:
+            self._reader_slots.release()
+
+    def _give_back_reader(self, key: tuple[tuple[str, str], ...], handle: Handle) -> None:
+        if handle.dirty:
+            handle.close()
+            return
+        retired = []
+        with self._mutex:
+            self._reader_free.setdefault(key, []).append(handle)
+            self._reader_free.move_to_end(key)
+            while sum(len(v) for v in self._reader_free.values()) > self._reader_handles:
+                oldest = next(iter(self._reader_free))
+                retired.extend(self._reader_free.pop(oldest))
+        for old in retired:
+            old.close()
 
     @contextmanager
     def handle(self, session_id: str | None = None, *, session_timeout: float = 60.0,
@@ -352,7 +417,9 @@ class Engine:
             busy = taken < self.workers
             handles = self._free + [h for h in self._sessions.values()
                                     if not (busy and h.lock.locked())]
+            handles += [h for free in self._reader_free.values() for h in free]
             self._free, self._sessions = [], {}
+            self._reader_free = OrderedDict()
         if self._keeper is not None:
             handles.append(self._keeper)
             self._keeper = None

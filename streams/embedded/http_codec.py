@@ -13,19 +13,23 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import lz4.frame
 import zstandard
 
 from streams.embedded.ch_errors import (
+    AUTHENTICATION_FAILED,
     CANNOT_DECOMPRESS,
+    CANNOT_PARSE_INPUT,
     NOT_IMPLEMENTED,
+    QUERY_IS_TOO_LARGE,
     STD_EXCEPTION,
     UNKNOWN_COMPRESSION_METHOD,
     QueryError,
@@ -69,6 +73,8 @@ class RequestParams:
     http_compression: bool = True  # chDB reports enable_http_compression=1 in system.settings
     params: dict[str, str] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)
+    user: str | None = None  # the ``user`` / ``password`` URL parameters, if given
+    password: str | None = field(default=None, repr=False)
 
 
 class HeaderLookup(Protocol):
@@ -124,7 +130,47 @@ def parse_params(pairs: Iterable[tuple[str, str]],
         http_compression=_flag(raw.get("enable_http_compression"), default=True),
         params=params,
         settings=settings,
+        user=raw.get("user"),
+        password=raw.get("password"),
     )
+
+
+def credentials(params: RequestParams, headers: HeaderLookup) -> tuple[str, str]:
+    """(user, password) the ClickHouse way: ``X-ClickHouse-User``/``-Key`` headers, HTTP basic
+    auth, or ``user``/``password`` URL parameters; none given means ``default`` with no
+    password, as ClickHouse assumes. Mixing the headers with another way is refused, as
+    ClickHouse does, so a request never means two users at once."""
+    header_user, header_key = headers.get("X-ClickHouse-User"), headers.get("X-ClickHouse-Key")
+    basic = _basic_auth(headers.get("Authorization"))
+    by_params = params.user is not None or params.password is not None
+    by_headers = header_user is not None or header_key is not None
+    if sum((by_headers, basic is not None, by_params)) > 1:
+        raise QueryError.make(AUTHENTICATION_FAILED, "AUTHENTICATION_FAILED",
+                              "Invalid authentication: it is not allowed to use more than one "
+                              "authentication method at once (headers, basic auth, URL parameters)")
+    if by_headers:
+        return header_user or "default", header_key or ""
+    if basic is not None:
+        return basic
+    if by_params:
+        return params.user or "default", params.password or ""
+    return "default", ""
+
+
+def _basic_auth(value: str | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise QueryError.make(AUTHENTICATION_FAILED, "AUTHENTICATION_FAILED",
+                              "Invalid authentication: only Basic authorization is supported")
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise QueryError.make(AUTHENTICATION_FAILED, "AUTHENTICATION_FAILED",
+                              "Invalid authentication: malformed Basic authorization") from None
+    user, _, password = decoded.partition(":")
+    return user, password
 
 
 class _Readable(Protocol):
@@ -133,13 +179,25 @@ class _Readable(Protocol):
     def readline(self, size: int, /) -> bytes: ...
 
 
+def content_length(value: str | None) -> int:
+    """A Content-Length as HTTP defines it (digits only: no sign, no spaces inside); else 400.
+    Several comma-joined equal values are one (RFC 9110), different ones are refused."""
+    if value is None:
+        return 0
+    values = {part.strip() for part in value.split(",")}
+    if len(values) != 1 or not all(v.isascii() and v.isdigit() for v in values) or len(value) > 20:
+        raise QueryError.make(CANNOT_PARSE_INPUT, "CANNOT_PARSE_INPUT",
+                              "Bad Content-Length of the request", status=400)
+    return int(values.pop())
+
+
 class BodyReader:
     """The raw request body as chunks: chunked transfer coding, a Content-Length, or none."""
 
-    def __init__(self, rfile: _Readable, content_length: str | None, chunked: bool) -> None:
+    def __init__(self, rfile: _Readable, length: str | None, chunked: bool) -> None:
         self._rfile = rfile
         self._chunked = chunked
-        self._left = int(content_length) if content_length and not chunked else 0
+        self._left = content_length(length) if not chunked else 0  # 400 when malformed
         self.done = not chunked and self._left == 0
 
     def __iter__(self) -> Iterator[bytes]:
@@ -160,7 +218,10 @@ class BodyReader:
         line = self._rfile.readline(1024)
         if not line.endswith(b"\n"):
             raise ConnectionError("malformed chunk size line in the request body")
-        size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+        text = line.split(b";", 1)[0].strip()
+        if not text or len(text) > 16 or any(c not in b"0123456789abcdefABCDEF" for c in text):
+            raise ConnectionError("malformed chunk size in the request body")
+        size = int(text, 16)
         if size == 0:
             while self._rfile.readline(65536) not in (b"\r\n", b"\n", b""):
                 pass  # trailers carry nothing we use
@@ -200,12 +261,25 @@ _DECODERS: dict[str, Callable[[], _Decompressor]] = {
 }
 
 
-def decoded(chunks: Iterable[bytes], encoding: str | None) -> Iterator[bytes]:
-    """The body with its Content-Encoding undone, frame after frame."""
+def decoded(chunks: Iterable[bytes], encoding: str | None,
+            max_inflated: int = 1 << 40) -> Iterator[bytes]:
+    """The body with its Content-Encoding undone, frame after frame; a body that inflates
+    beyond ``max_inflated`` bytes is refused (413) before more of it is produced."""
     name = (encoding or "").strip().lower()
     if name in ("", "identity"):
         yield from chunks
         return
+    produced = 0
+    for piece in _inflated(chunks, name, encoding):
+        produced += len(piece)
+        if produced > max_inflated:
+            raise QueryError.make(QUERY_IS_TOO_LARGE, "QUERY_IS_TOO_LARGE",
+                                  f"The request body inflates beyond {max_inflated} bytes",
+                                  status=413)
+        yield piece
+
+
+def _inflated(chunks: Iterable[bytes], name: str, encoding: str | None) -> Iterator[bytes]:
     factory = _DECODERS.get(name)
     if factory is None:
         raise QueryError.make(UNKNOWN_COMPRESSION_METHOD, "UNKNOWN_COMPRESSION_METHOD",
@@ -217,16 +291,41 @@ def decoded(chunks: Iterable[bytes], encoding: str | None) -> Iterator[bytes]:
             if current is None:
                 current = factory()
             try:
-                out = current.decompress(data)
+                data = yield from _bounded(current, data)
             except Exception as exc:  # noqa: BLE001 - each codec raises its own type
                 raise QueryError.make(CANNOT_DECOMPRESS, "CANNOT_DECOMPRESS",
                                       f"Cannot decode {name} request body: {exc}") from None
-            if out:
-                yield out
-            data, current = (current.unused_data, None) if current.eof else (b"", current)
+            if current.eof:
+                current = None  # what is left of ``data`` starts the next frame
     if current is not None:
         raise QueryError.make(CANNOT_DECOMPRESS, "CANNOT_DECOMPRESS",
                               f"The {name} request body ends inside a frame")
+
+
+_ZLIB_TYPE = type(zlib.decompressobj())
+_PIECE = 1 << 20  # at most this much inflated output at a time: a bomb is caught early
+_ZSTD_SLICE = 256  # zstd inflates one call's input whole: feed it in slices
+
+
+def _bounded(current: Any, data: bytes) -> Generator[bytes, None, bytes]:
+    """Inflate ``data`` in pieces of bounded size, so the caller's cap stops a bomb before it
+    sits in memory (zlib and lz4 take an output limit; zstd gets its input in slices).
+    Returns the input left after the frame ended (b"" when the frame goes on)."""
+    if isinstance(current, _ZLIB_TYPE):
+        yield current.decompress(data, _PIECE)
+        while current.unconsumed_tail and not current.eof:
+            yield current.decompress(current.unconsumed_tail, _PIECE)
+    elif isinstance(current, lz4.frame.LZ4FrameDecompressor):
+        yield current.decompress(data, max_length=_PIECE)
+        while not current.eof and not current.needs_input:
+            yield current.decompress(b"", max_length=_PIECE)
+    else:  # zstd
+        for pos in range(0, len(data), _ZSTD_SLICE):
+            yield current.decompress(data[pos:pos + _ZSTD_SLICE])
+            if current.eof:
+                return bytes(current.unused_data or b"") + data[pos + _ZSTD_SLICE:]
+        return b""
+    return bytes(current.unused_data or b"") if current.eof else b""
 
 
 def pick_encoding(accept_encoding: str | None) -> str | None:

@@ -105,6 +105,13 @@ def _tokens(buf: bytes, complete: bool) -> Iterator[tuple[str, int, int]]:
         pos = end
 
 
+def tokens_of(sql: str) -> Iterator[tuple[str, str]]:
+    """(kind, text) of each significant token of a whole statement: "word", "str", ..."""
+    buf = sql.encode("utf-8")
+    for kind, start, end in _tokens(buf, complete=True):
+        yield kind, buf[start:end].decode("utf-8", "replace")
+
+
 def _word(buf: bytes, token: tuple[str, int, int]) -> str:
     kind, start, end = token
     if kind == "word":

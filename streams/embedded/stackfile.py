@@ -31,7 +31,11 @@ def write_stack(data_dir: Path, info: StackInfo) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / STACK_FILE
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(info), indent=2), encoding="utf-8")
+    # Only the user reads it: it says where the store listens, next to its credentials file.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(json.dumps(asdict(info), indent=2))
+    os.chmod(tmp, 0o600)
     tmp.replace(path)
     return path
 

@@ -17,16 +17,21 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import secrets
 import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from streams.embedded.credentials import StoreUsers, User
 from streams.embedded.datalock import DataPathLock
 from streams.embedded.engine import Engine
 from streams.embedded.lifecycle import die_with_parent, orphaned
+from streams.embedded.reader import ReaderCaps
 from streams.embedded.store_http import StoreHTTPServer
+from streams.errors import ConfigError
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +41,24 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_bind(host: str, allow_remote: bool, settings: Settings) -> None:
+    """Loopback unless asked twice: an explicit flag and passwords the user set (a generated
+    one is fine on a laptop, where only the file's owner reads it, not for a network)."""
+    if _is_loopback(host):
+        return
+    if not allow_remote:
+        raise ConfigError(f"refusing to serve the store on {host}, beyond loopback: pass "
+                          "--allow-remote and set RAPPORT_STORE_PASSWORD and "
+                          "RAPPORT_STORE_READER_PASSWORD")
+    missing = [name for name, secret in (("RAPPORT_STORE_PASSWORD", settings.store_password),
+                                         ("RAPPORT_STORE_READER_PASSWORD",
+                                          settings.store_reader_password))
+               if not secret.get_secret_value()]
+    if missing:
+        raise ConfigError(f"serving the store on {host} needs {' and '.join(missing)} set "
+                          "explicitly (not a generated password)")
 
 
 class StoreServer:
@@ -48,8 +71,19 @@ class StoreServer:
 
     def __init__(self, data_path: Path, host: str = "127.0.0.1", port: int = 0,
                  max_threads: int = 2, workers: int = 8, *, max_connections: int = 64,
-                 idle_timeout_s: float = 30.0, compress_responses: bool | None = None) -> None:
+                 idle_timeout_s: float = 30.0, compress_responses: bool | None = None,
+                 users: StoreUsers | None = None, reader_caps: ReaderCaps | None = None,
+                 reserved_for_pipeline: int = 2, head_timeout_s: float = 10.0,
+                 max_inflated_bytes: int = 1 << 30,
+                 allowed_origins: frozenset[str] | list[str] = frozenset()) -> None:
         self.data_path = Path(data_path)
+        # Web pages are refused unless their origin is listed (store_http.browser_refusal).
+        self.allowed_origins = frozenset(allowed_origins)
+        self.head_timeout_s = head_timeout_s  # the whole request head must arrive within it
+        self.max_inflated_bytes = max_inflated_bytes  # a compressed body inflating past it: 413
+        # Without users given (tests, tools), a fresh random pair: nobody can log in by guessing.
+        self.users = users or StoreUsers(User("rapport", secrets.token_urlsafe(24), "pipeline"),
+                                         User("rapport_reader", secrets.token_urlsafe(24), "reader"))
         self.host = host
         self.port = port
         self.idle_timeout_s = idle_timeout_s
@@ -57,7 +91,8 @@ class StoreServer:
         self.compress_responses = (not _is_loopback(host) if compress_responses is None
                                    else compress_responses)
         self.max_connections = max_connections
-        self.engine = Engine(self.data_path, max_threads=max_threads, workers=workers)
+        self.engine = Engine(self.data_path, max_threads=max_threads, workers=workers,
+                             reader_caps=reader_caps, reserved_for_pipeline=reserved_for_pipeline)
         self._lock = DataPathLock(self.data_path)
         self._httpd: StoreHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -119,7 +154,8 @@ class StoreServer:
 
 def run_store(data_path: Path, host: str = "127.0.0.1", port: int = 0,
               ready_line: Callable[[str], None] = print, *, max_threads: int = 2,
-              workers: int = 8) -> None:
+              workers: int = 8, users: StoreUsers | None = None,
+              allowed_origins: list[str] | None = None) -> None:
     """``rapport store``: serve until SIGINT/SIGTERM or the parent dies; the URL goes first
     to ``ready_line``. ``StoreLockedError`` when another process holds ``data_path``."""
     parent = os.getppid()
@@ -133,7 +169,8 @@ def run_store(data_path: Path, host: str = "127.0.0.1", port: int = 0,
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
                 } if in_main else {}
     try:
-        server = StoreServer(data_path, host, port, max_threads=max_threads, workers=workers)
+        server = StoreServer(data_path, host, port, max_threads=max_threads, workers=workers,
+                             users=users, allowed_origins=allowed_origins or [])
         server.start()
         try:
             ready_line(server.url)

@@ -21,21 +21,25 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import closing
+from collections.abc import Generator, Iterator
+from contextlib import AbstractContextManager, closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from streams.embedded import http_codec as codec
 from streams.embedded.ch_errors import (
+    ACCESS_DENIED,
+    AUTHENTICATION_FAILED,
     NOT_IMPLEMENTED,
     READONLY,
     STD_EXCEPTION,
     SYNTAX_ERROR,
     QueryError,
 )
-from streams.embedded.engine import Engine, Stats
+from streams.embedded.credentials import StoreUsers, User
+from streams.embedded.engine import Engine, Handle, Stats
+from streams.embedded.reader import reader_settings
 from streams.embedded.sql_scan import RESULT_KEYWORDS, STREAMABLE_KEYWORDS, read_statement
 
 log = logging.getLogger(__name__)
@@ -45,8 +49,12 @@ class Serving(Protocol):
     """What the HTTP side needs to know of the store it serves."""
 
     engine: Engine
+    users: StoreUsers
     idle_timeout_s: float
+    head_timeout_s: float
+    max_inflated_bytes: int
     compress_responses: bool
+    allowed_origins: frozenset[str]
 
 # A SELECT's answer is held (and sent with a Content-Length, so an error is still a proper
 # error) up to this size; beyond it, it streams and an error can only cut the answer short.
@@ -55,6 +63,46 @@ WAIT_BUFFER = 32 << 20
 STREAM_BUFFER = 256 << 10
 _BINARY_FORMATS = ("Native", "RowBinary", "Arrow", "Parquet", "ORC", "Avro", "MsgPack")
 _GET_ALLOWED = RESULT_KEYWORDS | {"SET", "USE"}
+# A request head (request line and headers) larger than this is refused (431).
+MAX_HEAD = 64 << 10
+MAX_REQUEST_LINE = 32 << 10
+MAX_HEADERS = 64
+_BUSY_BODY = (b"Code: 202. DB::Exception: Too many simultaneous connections to the store. "
+              b"(TOO_MANY_SIMULTANEOUS_QUERIES)\n")
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=UTF-8\r\n"
+         b"X-ClickHouse-Exception-Code: 202\r\nConnection: close\r\n"
+         b"Content-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY))
+
+
+class _HeadTooLarge(Exception):
+    """The request head went over MAX_HEAD."""
+
+
+class _HeadReader:
+    """The connection's reader while the request head is read: every line must come before
+    one deadline for the whole head (a client sending a byte now and then cannot hold its
+    thread), and the head may not exceed ``MAX_HEAD`` bytes."""
+
+    def __init__(self, rfile: Any, sock: socket.socket, deadline: float) -> None:
+        self._rfile = rfile
+        self._sock = sock
+        self._deadline = deadline
+        self._left = MAX_HEAD
+
+    def readline(self, limit: int = -1) -> bytes:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the request head took too long")
+        self._sock.settimeout(remaining)
+        size = min(limit if limit >= 0 else self._left + 1, self._left + 1)
+        line: bytes = self._rfile.readline(size)
+        self._left -= len(line)
+        if self._left < 0:
+            raise _HeadTooLarge
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rfile, name)
 
 
 class StoreHTTPServer(ThreadingHTTPServer):
@@ -68,6 +116,7 @@ class StoreHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], store: Serving, max_connections: int) -> None:
         self.store = store
         self.stopping = False
+        self.refused_browser = 0  # requests refused as browser-borne (visible to tests, logs)
         self._conn_slots = threading.BoundedSemaphore(max_connections)
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
@@ -80,10 +129,15 @@ class StoreHTTPServer(ThreadingHTTPServer):
         return sock, address
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        while not self._conn_slots.acquire(timeout=0.5):  # too many connections: wait
-            if self.stopping:
-                self.shutdown_request(request)
-                return
+        if self.stopping or not self._conn_slots.acquire(blocking=False):
+            # Too many connections: say so at once and close; never stall the accept loop.
+            try:
+                request.settimeout(0.5)
+                request.sendall(_BUSY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
         with self._open_lock:
             self._open.add(request)
         super().process_request(request, client_address)
@@ -108,12 +162,68 @@ class StoreHTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections
+    # A request line without a version is answered with a status line all the same (the
+    # stdlib's HTTP/0.9 answer is a bare body no client can tell from data).
+    default_request_version = "HTTP/1.0"
     server: StoreHTTPServer
 
     def setup(self) -> None:
         super().setup()
         # An idle keep-alive connection gives its thread back after this long.
         self.connection.settimeout(self.server.store.idle_timeout_s)
+
+    def handle_one_request(self) -> None:
+        """The stdlib's, with bounds: an idle wait for the next request, then one deadline
+        and a size cap for the whole head (request line and headers), then the body with the
+        idle timeout per read."""
+        store = self.server.store
+        try:
+            self.connection.settimeout(store.idle_timeout_s)
+            if not self.rfile.peek(1):  # type: ignore[attr-defined]
+                self.close_connection = True
+                return
+        except (TimeoutError, OSError):
+            self.close_connection = True
+            return
+        real = self.rfile
+        self.rfile = _HeadReader(real, self.connection, time.monotonic() + store.head_timeout_s)  # type: ignore[assignment]
+        try:
+            self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
+            if len(self.raw_requestline) > MAX_REQUEST_LINE:
+                self.requestline, self.request_version, self.command = "", "", ""
+                self.send_error(414, "Request-URI Too Long")
+                self.close_connection = True
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():
+                self.close_connection = True
+                return
+            if len(self.headers) > MAX_HEADERS:
+                self.send_error(431, "Too many headers")
+                self.close_connection = True
+                return
+        except _HeadTooLarge:
+            self.send_error(431, "Request header fields too large")
+            self.close_connection = True
+            return
+        except (TimeoutError, OSError):
+            self.close_connection = True
+            return
+        finally:
+            self.rfile = real
+        self.connection.settimeout(store.idle_timeout_s)
+        try:
+            method = getattr(self, "do_" + self.command, None)
+            if method is None:
+                self.send_error(501, f"Unsupported method ({self.command!r})")
+                self.close_connection = True
+                return
+            method()
+            self.wfile.flush()
+        except (TimeoutError, OSError):
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s %s", self.address_string(), format % args)
@@ -126,11 +236,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, post: bool) -> None:
         url = urlsplit(self.path)
-        body = codec.BodyReader(self.rfile, self.headers.get("Content-Length"),
-                                "chunked" in self.headers.get("Transfer-Encoding", "").lower())
+        try:
+            body = codec.BodyReader(self.rfile, self.headers.get("Content-Length"),
+                                    "chunked" in self.headers.get("Transfer-Encoding", "").lower())
+        except QueryError as err:  # no framing to trust: answer and close
+            self.close_connection = True
+            self._reply(err.http_status, [("X-ClickHouse-Exception-Code", str(err.code))],
+                        err.body(), "text/plain; charset=UTF-8")
+            return
         if url.path in ("/ping", "/replicas_status") or (url.path == "/" and not url.query
                                                            and body.done):
             self._reply(200, [], b"Ok.\n", "text/plain; charset=UTF-8")
+            return
+        refusal = browser_refusal(self.headers.get("Origin"), self.headers.get("Sec-Fetch-Site"),
+                                  self.server.store.allowed_origins)
+        if refusal is not None:  # before credentials and before any SQL
+            self.server.refused_browser += 1
+            log.warning("refused a request from a web page: %s", refusal)
+            self._fail(QueryError.make(ACCESS_DENIED, "ACCESS_DENIED", refusal), body, str(uuid.uuid4()))
             return
         if url.path != "/":
             self._reply(404, [], b"There is no handle " + url.path.encode() + b"\n", "text/plain")
@@ -140,12 +263,13 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             params = codec.parse_params(parse_qsl(url.query, keep_blank_values=True),
                                         self.headers)
+            user = self._authenticate(params)
             query_id = params.query_id or query_id
             if "multipart/form-data" in self.headers.get("Content-Type", ""):
                 raise QueryError.make(NOT_IMPLEMENTED, "NOT_IMPLEMENTED",
                                       "multipart/form-data requests (external data) are not "
                                       "supported by the embedded store")
-            self._execute(params, body, post, query_id)
+            self._execute(params, body, post, query_id, user)
         except QueryError as err:
             self._fail(err, body, query_id)
         except (ConnectionError, TimeoutError):
@@ -154,10 +278,20 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("store request failed")
             self._fail(QueryError.make(STD_EXCEPTION, "STD_EXCEPTION", repr(exc)), body, query_id)
 
+    def _authenticate(self, params: codec.RequestParams) -> User:
+        name, password = codec.credentials(params, self.headers)
+        user = self.server.store.users.authenticate(name, password)
+        if user is None:
+            raise QueryError.make(AUTHENTICATION_FAILED, "AUTHENTICATION_FAILED",
+                                  f"{name}: Authentication failed: password is incorrect, or "
+                                  "there is no user with such name")
+        return user
+
     def _execute(self, params: codec.RequestParams, body: codec.BodyReader, post: bool,
-                 query_id: str) -> None:
+                 query_id: str, user: User) -> None:
         began = time.perf_counter()
-        data = codec.decoded(body, self.headers.get("Content-Encoding"))
+        data = codec.decoded(body, self.headers.get("Content-Encoding"),
+                             self.server.store.max_inflated_bytes)
         stmt, rest = read_statement(params.query, data)
         if not stmt.keyword:
             raise QueryError.make(SYNTAX_ERROR, "SYNTAX_ERROR", "Empty query")
@@ -180,10 +314,19 @@ class _Handler(BaseHTTPRequestHandler):
         encoding = self._response_encoding(params)
         engine = self.server.store.engine
         parts: list[Any]
-        with engine.handle(params.session_id, session_timeout=params.session_timeout,
-                           session_check=params.session_check,
-                           close_session=params.close_session) as handle:
+        borrowed: AbstractContextManager[Handle]
+        if user.role == "reader":  # read-only handles; sessions are not kept for readers
+            borrowed = engine.reader_handle(reader_settings(settings, engine.reader_caps))
+        else:
+            borrowed = engine.handle(params.session_id, session_timeout=params.session_timeout,
+                                     session_check=params.session_check,
+                                     close_session=params.close_session)
+        shared = params.session_id is None or user.role == "reader"
+        with borrowed as handle:
             handle.prepare(params.database, settings)
+            checked = (f"{stmt.sql} FORMAT {stmt.insert_format}" if stmt.insert_format is not None
+                       else stmt.sql)
+            engine.guard.check(checked, params.params, handle.text)
             if stmt.insert_format is not None:
                 if params.params and "{" in stmt.sql:
                     raise QueryError.make(NOT_IMPLEMENTED, "NOT_IMPLEMENTED",
@@ -191,6 +334,8 @@ class _Handler(BaseHTTPRequestHandler):
                 stats, parts = handle.insert(stmt.sql, stmt.insert_format, rest), []
             elif stmt.keyword in STREAMABLE_KEYWORDS:
                 chunks = handle.stream(stmt.sql, fmt, params.params)
+                if user.role == "reader":  # chDB 4.4 ignores max_result_bytes: the store counts
+                    chunks = _capped(chunks, engine.reader_caps.max_result_bytes)
                 limit = WAIT_BUFFER if params.wait_end_of_query else STREAM_BUFFER
                 with closing(chunks):
                     parts, ended = _collect(chunks, limit)
@@ -200,7 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
                 stats = sum((Stats.of(part) for part in parts), Stats())
             else:
                 result = handle.query(stmt.sql, fmt, params.params)
-                handle.after_session_statement(stmt.keyword, shared=params.session_id is None)
+                handle.after_session_statement(stmt.keyword, shared=shared)
                 stats, parts = Stats.of(result), [result]
         # The handle is back before we answer: the client's next statement may use it at once.
         self._answer(headers, stats, parts, fmt if stmt.returns_rows else "", encoding, began, rewrite)
@@ -292,6 +437,37 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
+
+
+def browser_refusal(origin: str | None, fetch_site: str | None,
+                    allowed: frozenset[str]) -> str | None:
+    """Why a request is refused as sent by a web page, or ``None``.
+
+    A page can make the browser POST a text/plain body or GET an ``<img>`` to any loopback
+    port without a CORS preflight; the browser then says so itself: an ``Origin`` (on POST)
+    and ``Sec-Fetch-Site`` (``same-site`` for a page on another loopback port, ``cross-site``
+    for the web; ``none`` only when the user typed the URL). Clients that are not browsers
+    (clickhouse-connect, Grafana's backend, curl) send neither."""
+    if origin is not None and origin.strip() in allowed:
+        return None
+    if origin is not None:
+        return f"a request from the web origin {origin[:100]!r}, which is not allowed (RAPPORT_STORE_ALLOWED_ORIGINS)"
+    if fetch_site is not None and fetch_site.strip().lower() != "none":
+        return f"a request a web page made the browser send (Sec-Fetch-Site: {fetch_site[:40]})"
+    return None
+
+
+def _capped(chunks: Generator[Any, None, None], cap: int) -> Generator[Any, None, None]:
+    """The chunks while their total stays within ``cap`` bytes, then 396 (as ClickHouse's
+    ``max_result_bytes`` would): before the answer starts, a proper error; after, a cut."""
+    total = 0
+    with closing(chunks):
+        for chunk in chunks:
+            total += chunk.size()
+            if total > cap:
+                raise QueryError.make(396, "TOO_MANY_ROWS_OR_BYTES",
+                                      f"Limit for result exceeded, max bytes: {cap}")
+            yield chunk
 
 
 def _collect(chunks: Iterator[Any], limit: int) -> tuple[list[Any], bool]:

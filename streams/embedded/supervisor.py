@@ -131,7 +131,7 @@ class Stack:
         log_path = self.data_dir / "logs" / "store.log"
         with signals_deferred():
             self.store_proc = spawn(["store", "--data-dir", str(self.data_dir), "--port", str(self.store_port)],
-                                    log_path, capture_first_line=True)
+                                    log_path, capture_first_line=True, own_session=True)
         self.store_url = first_line(self.store_proc, "the store", log_path)
 
     def _republish(self) -> None:

@@ -12,7 +12,7 @@ from streams.errors import RapportError
 from streams.grafana import provision
 from streams.grafana.alerts import DEFAULT_WEBHOOK_URL
 
-grafana_app = typer.Typer(add_completion=False, no_args_is_help=True,
+grafana_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                           help="Grafana boards, alert rules and provisioning (docs/grafana.md).")
 err = Console(stderr=True)
 
@@ -47,6 +47,7 @@ def provision_cmd(
 ) -> None:
     """Write datasource, dashboards and alerting files for a Grafana on this machine."""
     from streams.clients import load_clients
+    from streams.embedded.credentials import client_login, strip_credentials
     from streams.settings import load_settings
     from streams.store.client import store_url as resolve_store_url
 
@@ -54,12 +55,14 @@ def provision_cmd(
         settings = load_settings(data_dir=data_dir, clients=clients, store_url=store_url)
         url = resolve_store_url(settings)
         ids = [c.id for c in load_clients(settings.clients).clients] if settings.clients else []
-        target = provision.Target.for_store(url, settings.store_database, settings.store_user,
-                                            settings.store_password.get_secret_value(), out, webhook_url)
+        user, password = client_login(url, settings, "reader")  # Grafana only reads
+        target = provision.Target.for_store(strip_credentials(url), settings.store_database, user,
+                                            password, out, webhook_url)
         written = provision.write(out, provision.render(target, ids), mode=0o600)
     except RapportError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    err.print(f"wrote {len(written)} files; datasource -> {url} (database {settings.store_database})")
+    err.print(f"wrote {len(written)} files; datasource -> {strip_credentials(url)} as {user} "
+              f"(database {settings.store_database})")
     err.print(f"point Grafana at them: GF_PATHS_PROVISIONING={(out / 'provisioning').resolve()} "
               "(then restart Grafana; see docs/grafana.md)")

@@ -45,8 +45,8 @@ class Target:
     host: str = "clickhouse"
     port: int | str = 8123
     database: str = "${RAPPORT_STORE_DATABASE}"
-    username: str = "${RAPPORT_STORE_USER}"
-    password: str = "${RAPPORT_STORE_PASSWORD}"
+    username: str = "${RAPPORT_STORE_READER_USER}"  # Grafana reads: the read-only user
+    password: str = "${RAPPORT_STORE_READER_PASSWORD}"
     dashboards_path: str = CONTAINER_DASHBOARDS
     webhook_url: str = DEFAULT_WEBHOOK_URL
 

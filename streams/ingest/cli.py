@@ -25,7 +25,7 @@ from streams.ingest.plan import AGENTS, readiness
 from streams.ingest.runtime import Agent, Context, run_agent
 from streams.settings import Settings, load_settings
 
-ingest_app = typer.Typer(add_completion=False, no_args_is_help=True,
+ingest_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                          help="Ingest agents: read a platform live, publish its payloads to rapport.raw.<platform>.")
 err = Console(stderr=True, soft_wrap=True, highlight=False)  # a note stays one line
 

@@ -26,6 +26,7 @@ from rich.console import Console
 from streams.board.queries import read_board
 from streams.board.render import render, summary_lines
 from streams.clients import load_clients
+from streams.embedded.credentials import load_or_create
 from streams.embedded.store import StoreServer
 from streams.settings import Settings
 from streams.store.client import connect
@@ -139,10 +140,11 @@ def test_reddit_export_replay_gives_the_batch_figures(tmp_path: Path) -> None:
     assert proc.stdout.strip().splitlines()[-1].startswith("published="), proc.stdout
 
     clients = load_clients(clients_path)
-    server = StoreServer(data / "store")
+    settings = Settings(data_dir=data)  # the data dir's credentials, as `rapport report` finds them
+    server = StoreServer(data / "store", users=load_or_create(data, settings))
     server.start()
     try:
-        client = connect(server.url, Settings())
+        client = connect(server.url, settings)
         want = expected_rows(clients, client)
         got = stored_rows(client)
         assert rollup_rows(client) == rollup_truth(client)

@@ -83,7 +83,7 @@ def test_stack_killed_and_restarted_ends_with_the_recomputed_tables(tmp_path: Pa
         drain(data)
         info = read_stack(data)
         assert info is not None
-        client = connect(info.store_url, Settings())
+        client = connect(info.store_url, Settings(data_dir=data))  # credentials from the data dir
         try:
             # Accounts no re-published batch reaches are rebuilt by the worker's timer.
             deadline = time.monotonic() + 60

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import http.client
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -88,8 +88,9 @@ def test_empty_result_and_errors(store_url: str) -> None:
 def test_without_client_protocol_version_native_stays_revision_0(store_url: str) -> None:
     parts = urlsplit(store_url)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port)
+    login = {"X-ClickHouse-User": unquote(parts.username or ""), "X-ClickHouse-Key": unquote(parts.password or "")}
     try:
-        conn.request("POST", "/?default_format=Native", body=b"SELECT 7 AS seven")
+        conn.request("POST", "/?default_format=Native", body=b"SELECT 7 AS seven", headers=login)
         raw = conn.getresponse().read()
     finally:
         conn.close()

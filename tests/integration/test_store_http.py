@@ -53,7 +53,11 @@ def connect(store: StoreServer) -> Iterator[Connect]:
     port = int(store.url.rsplit(":", 1)[1])
     opened: list[Client] = []
 
+    login = store.users.pipeline
+
     def _connect(**kwargs: Any) -> Client:
+        kwargs.setdefault("username", login.name)
+        kwargs.setdefault("password", login.password)
         client = clickhouse_connect.get_client(host="127.0.0.1", port=port, **kwargs)
         opened.append(client)
         return client
@@ -226,22 +230,28 @@ def test_sessions_keep_set_and_use_and_sessionless_requests_do_not(connect: Conn
     assert shared.command("SELECT currentDatabase()") == "default"
 
 
+def _authed(store: StoreServer, target: str, data: bytes | None = None) -> urllib.request.Request:
+    login = store.users.pipeline
+    return urllib.request.Request(store.url + target, data=data, headers={
+        "X-ClickHouse-User": login.name, "X-ClickHouse-Key": login.password})
+
+
 def test_http_details(store: StoreServer) -> None:
     with urllib.request.urlopen(store.url + "/ping") as ping:
         assert ping.read() == b"Ok.\n"
-    with urllib.request.urlopen(store.url + "/?query=" + quote("SELECT 1 FORMAT JSONEachRow")) as r:
+    with urllib.request.urlopen(_authed(store, "/?query=" + quote("SELECT 1 FORMAT JSONEachRow"))) as r:
         assert r.read() == b'{"1":1}\n'
         assert r.headers["X-ClickHouse-Format"] == "JSONEachRow"
         assert r.headers["X-ClickHouse-Timezone"] == "UTC"
         assert r.headers["X-ClickHouse-Query-Id"] and r.headers["X-ClickHouse-Summary"]
-    with urllib.request.urlopen(store.url + "/?default_format=CSV&query=SELECT%20'a'") as r:
+    with urllib.request.urlopen(_authed(store, "/?default_format=CSV&query=SELECT%20'a'")) as r:
         assert (r.read(), r.headers["X-ClickHouse-Format"]) == (b'"a"\n', "CSV")
     create = quote("CREATE TABLE x (a UInt8) ENGINE = Memory")
     with pytest.raises(urllib.error.HTTPError) as readonly:
-        urllib.request.urlopen(store.url + "/?query=" + create)
+        urllib.request.urlopen(_authed(store, "/?query=" + create))
     assert readonly.value.code == 403
     assert readonly.value.headers["X-ClickHouse-Exception-Code"] == "164"
-    request = urllib.request.Request(store.url + "/?query=SELECT%201;%20SELECT%202", data=b"")
+    request = _authed(store, "/?query=SELECT%201;%20SELECT%202", data=b"")
     with pytest.raises(urllib.error.HTTPError) as multi:
         urllib.request.urlopen(request)
     assert multi.value.read().startswith(b"Code: 62. DB::Exception: Multi-statements")

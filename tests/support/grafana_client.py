@@ -32,7 +32,7 @@ import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 from streams.embedded.http_codec import _tuple_element, _type_args
 
@@ -66,14 +66,15 @@ class Result:
 class GrafanaClickHouse:
     """One clickhouse-go HTTP connection as the datasource configures it."""
 
-    def __init__(self, url: str, database: str, username: str = "default", password: str = "",
+    def __init__(self, url: str, database: str, username: str | None = None, password: str | None = None,
                  custom_settings: dict[str, str] | None = None, query_timeout_s: int = 60) -> None:
         parts = urlsplit(url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 8123
         self.path = parts.path or "/"
         self.database = database
-        self.username = username
-        self.password = password
+        # The datasource's user and password; by default those inside the URL (a test fixture's).
+        self.username = username if username is not None else unquote(parts.username or "default")
+        self.password = password if password is not None else unquote(parts.password or "")
         self.custom_settings = dict(custom_settings or {})
         self.query_timeout_s = query_timeout_s
         self.revision = CLIENT_PROTOCOL_VERSION  # until the preflight answered
