@@ -79,7 +79,8 @@ def agency_overview() -> dashboard.Dashboard:
         bar_panel("Connections vs vanity", sql.CONNECTIONS_VS_VANITY, x_field="client_id",
                   description="Conversations beside likes, reposts and follows in the time range."),
         series_panel("Inbound and answered within SLA", sql.INBOUND_SERIES,
-                     description="Inbound messages per interval (by receive time), from the per-minute rollup."),
+                     description="Inbound messages per interval of receipt; messages due and answered within "
+                                 "SLA per interval of their deadline (the catalogue's inbound, due, answered_in_sla)."),
     ])
 
 

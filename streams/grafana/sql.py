@@ -78,13 +78,24 @@ CONNECTIONS_VS_VANITY = _figures("connections_vs_vanity", ("conversations", "lik
                                  by="client_id")
 
 INBOUND_SERIES = _q("inbound_series", f"""
-SELECT $__timeInterval(minute) AS time, sum(inbound) AS inbound, sum(answered_in_sla) AS answered_in_sla,
-       sum(breached) AS breached
-FROM activity_minutely FINAL
-WHERE {SCOPE} AND $__timeFilter(minute)
+SELECT time, sum(inbound) AS inbound, sum(due) AS due, sum(answered_in_sla) AS answered_in_sla
+FROM (
+    SELECT $__timeInterval(received_at) AS time, {_expr("inbound")} AS inbound, 0 AS due, 0 AS answered_in_sla
+    FROM responses FINAL
+    WHERE {SCOPE} AND $__timeFilter(received_at)
+    GROUP BY time
+    UNION ALL
+    SELECT $__timeInterval(due_at) AS time, 0 AS inbound, {_expr("due")} AS due,
+           {_expr("answered_in_sla")} AS answered_in_sla
+    FROM responses FINAL
+    WHERE {SCOPE} AND $__timeFilter(due_at)
+    GROUP BY time
+)
 GROUP BY time
 ORDER BY time
-""", ("time", "inbound", "answered_in_sla", "breached"), time_series=True, tables=("activity_minutely",))
+""", ("time", "inbound", "due", "answered_in_sla"), time_series=True, tables=("responses",))
+"""The catalogue's ``inbound`` per interval of receipt, ``due`` and ``answered_in_sla`` per interval
+of deadline: summed over the range, each equals the report's figure for that range."""
 
 # --- client board -----------------------------------------------------------------------------
 UNANSWERED_QUEUE = _q("unanswered_queue", f"""

@@ -182,6 +182,12 @@ def test_every_figure_is_equal_on_every_surface(namespace: Namespace, capsys: py
                             assert same(rows[0][name], line[name]), \
                                 (rng, query.key, c.id, chosen, name, rows[0][name], line[name])
                             compared += 1
+                    # a series of figures: summed over the range, each series is the figure
+                    series = grafana.query(expand(sql.INBOUND_SERIES.sql, variables, ctx)).dicts()
+                    for name in ("inbound", "due", "answered_in_sla"):
+                        total = sum(int(r[name]) for r in series)
+                        assert total == line[name], (rng, "inbound_series", c.id, chosen, name, total, line[name])
+                        compared += 1
 
         # the board: all time, its summary lines show the report's figures
         board = read_board(client)
