@@ -32,6 +32,14 @@ class MetricsBuffer:
         self.worker_id = worker_id
         self.counters: dict[tuple[int, str, str], Counters] = defaultdict(Counters)
         self.positions: dict[tuple[str, str, int], int] = {}  # (stage, topic, partition) -> next offset
+        self.states: dict[str, tuple[str, str]] = {}  # stage -> (state, detail) while not "ok"
+
+    def state(self, stage: str, state: str, detail: str) -> None:
+        """A stage's state: ``retrying`` (with the error) while a call is retried, ``ok`` after."""
+        if state == "ok":
+            self.states.pop(stage, None)
+        else:
+            self.states[stage] = (state, detail)
 
     def add(self, stage: str, topic: str, *, records_in: int = 0, events_in: int = 0,
             events_out: int = 0, dead_lettered: int = 0, skipped: int = 0) -> None:

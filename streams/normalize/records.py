@@ -127,22 +127,14 @@ def normalize_records(records: list[RawRecord], index: AccountIndex, now_ms: int
 
 def _normalize_record(rec: RawRecord, index: AccountIndex, now_ms: int, out: NormalizedBatch) -> None:
     source = rec.headers.get(HEADER_SOURCE) or "stream"
-    try:
-        received_at = int(rec.headers.get(HEADER_RECEIVED_AT) or rec.received_at_fallback)
-    except ValueError:
-        received_at = rec.received_at_fallback
+    received_at = received_at_of(rec)
     via_account = rec.headers.get("via_account") or None
     payloads, error = _split(rec.value)
     if payloads is None:
         out.payloads += 1
-        text = rec.value.decode("utf-8", errors="replace")
-        reason = error or "undecodable"
-        out.dead_letters.append(_dead(rec, text, reason, received_at))
-        raw_key = raw_key_of_json(rec.value)  # not JSON: the key hashes the bytes as received
-        out.archive_rows.append([
-            rec.platform, raw_key, text, source, received_at, now_ms, rec.topic,
-            rec.partition, rec.offset, "dead", reason, 0, via_account or "",
-        ])
+        row, dead = dead_record(rec, error or "undecodable", now_ms)
+        out.dead_letters.append(dead)
+        out.archive_rows.append(row)
         return
     platform, topic, partition, offset = rec.platform, rec.topic, rec.partition, rec.offset
     fast = FAST.get(platform)
@@ -207,6 +199,27 @@ def _envelope(envelopes: dict[str, dict[str, list[list[Any]]]], key: str) -> dic
     env: dict[str, list[list[Any]]] = {"i": [], "c": []}
     envelopes[key] = env
     return env
+
+
+def received_at_of(rec: RawRecord) -> int:
+    """The record's ``received_at`` header (epoch ms), else its broker timestamp."""
+    try:
+        return int(rec.headers.get(HEADER_RECEIVED_AT) or rec.received_at_fallback)
+    except ValueError:
+        return rec.received_at_fallback
+
+
+def dead_record(rec: RawRecord, reason: str, now_ms: int) -> tuple[list[Any], dict[str, Any]]:
+    """A whole raw record as one dead letter: its archive row and its DLQ record.
+
+    The archive key hashes the bytes as received (the record is not, or not usable, JSON).
+    """
+    text = rec.value.decode("utf-8", errors="replace")
+    received_at = received_at_of(rec)
+    row = [rec.platform, raw_key_of_json(rec.value), text, rec.headers.get(HEADER_SOURCE) or "stream",
+           received_at, now_ms, rec.topic, rec.partition, rec.offset, "dead", reason, 0,
+           rec.headers.get("via_account") or ""]
+    return row, _dead(rec, text, reason, received_at)
 
 
 def _dead(rec: RawRecord, text: str, reason: str, received_at: int) -> dict[str, Any]:
