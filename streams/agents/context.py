@@ -12,12 +12,11 @@ from typing import TypeVar
 from clickhouse_connect.driver.client import Client
 
 from streams.agents.metrics import MetricsBuffer
-from streams.agents.retry import Backoff
+from streams.agents.retry import Backoff, is_transient
 from streams.clients import ClientsFile
 from streams.normalize.base import AccountIndex
 from streams.settings import Settings
 from streams.store.client import connect
-from streams.store.errors import is_data_error
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,17 +46,19 @@ class WorkerContext:
 async def durably(call: Callable[[], T], what: str, backoff: Backoff | None = None) -> T:
     """Run a blocking store call in a thread, retrying until the store takes it.
 
-    Data errors (:mod:`streams.store.errors`: the rows are wrong) are raised to the caller,
-    which dead-letters them; anything else is retried with exponential backoff, every step
-    logged with its error code and shown as the stage's state, because committing a batch
-    that was not written would lose it.
+    Transient errors (:func:`streams.agents.retry.is_transient`: the store unreachable,
+    refusing for a reason of its own state such as UNKNOWN_TABLE or TOO_MANY_PARTS, or
+    writing fewer rows than sent) are retried with exponential backoff, every step logged
+    with its error code and shown as the stage's state. Anything else (a data error of
+    :mod:`streams.store.errors`, or a bug on these rows) is raised to the caller, which
+    isolates and dead-letters the rows instead of stalling on them.
     """
     backoff = backoff or Backoff("store")
     while True:
         try:
             result = await asyncio.to_thread(call)
         except Exception as exc:  # noqa: BLE001
-            if is_data_error(exc):
+            if not is_transient(exc):
                 raise
             await backoff.wait(what, exc)
             continue

@@ -28,6 +28,7 @@ from aiokafka.errors import (
 from clickhouse_connect.driver.exceptions import Error as StoreError
 
 from streams.store.errors import error_code, is_data_error
+from streams.store.writer import IncompleteInsert
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ def is_transient(exc: BaseException) -> bool:
     for cause in _causes(exc):
         if isinstance(cause, StoreError):
             return not is_data_error(cause)
+        if isinstance(cause, IncompleteInsert):
+            return True
         if isinstance(cause, _RECORD_ERRORS):
             return False
         if isinstance(cause, KafkaError | OSError | TimeoutError | asyncio.TimeoutError):

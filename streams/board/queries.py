@@ -49,6 +49,18 @@ GROUP BY stage
 ORDER BY stage
 """
 
+# Stages whose latest flush (per worker, last two minutes) says they are retrying a call.
+STALLS_SQL = """
+SELECT stage, worker, detail, seen_at
+FROM (SELECT stage, worker, argMax(state, written_at) AS last_state, argMax(detail, written_at) AS detail,
+             max(written_at) AS seen_at
+      FROM pipeline_metrics
+      WHERE written_at >= now64(3) - INTERVAL 2 MINUTE AND state != ''
+      GROUP BY stage, worker)
+WHERE last_state = 'retrying'
+ORDER BY stage, worker
+"""
+
 
 # Inbound and answered in the last hour of event time, from the per-minute rollup.
 RECENT_SQL = """
@@ -68,6 +80,8 @@ class BoardData:
     detection: list[dict[str, Any]] = field(default_factory=list)
     """Per client, as `rapport report` gives them (:func:`streams.report.collect`)."""
     recent: list[dict[str, Any]] = field(default_factory=list)
+    stalls: list[dict[str, Any]] = field(default_factory=list)
+    """Stages retrying a call right now (worker, what and the error): a stall is never silent."""
 
 
 def _rows(client: Client, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -84,4 +98,5 @@ def read_board(client: Client, last_events: int = 8) -> BoardData:
         pipeline=_rows(client, PIPELINE_SQL),
         detection=collect(client),
         recent=_rows(client, RECENT_SQL),
+        stalls=_rows(client, STALLS_SQL),
     )
