@@ -29,6 +29,7 @@ from streams.agents.envelopes import split_rows
 from streams.detect_io.engine import Batch, Detector, Output, Prepared
 from streams.detect_io.queries import DetectStore
 from streams.detect_io.tables import TABLES
+from streams.limits import record_budget
 from streams.store.writer import TableWriter
 from streams.topics import ALERTS, CONVERSATIONS, INTERACTIONS, THREADS
 
@@ -159,7 +160,7 @@ class Detection:
             for key, value in records:
                 # Many rows of one account: split under the producer's record limit.
                 head = orjson.dumps({k: v for k, v in value.items() if k != "rows"})[:-1] + b","
-                for chunk in split_rows(head, {"rows": value["rows"]}):
+                for chunk in split_rows(head, {"rows": value["rows"]}, budget=record_budget(self.ctx.settings)):
                     futures.append(await topic.send(key=key.encode(), value=chunk))
         for fut in futures:
             await fut

@@ -15,19 +15,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
-import orjson
 
 from streams.agents.commit import run_batches
 from streams.agents.context import WorkerContext, durably, now_ms
-from streams.agents.envelopes import split_rows
+from streams.agents.envelopes import bounded_dead_letter, split_rows
 from streams.clients import PLATFORMS
+from streams.limits import record_budget
 from streams.normalize.records import ARCHIVE_COLUMNS, RawRecord, dead_record, normalize_records
 from streams.store.writer import TableWriter
 from streams.topics import DLQ, INTERACTIONS, raw_topic
 
 log = logging.getLogger(__name__)
 STAGE = "normalize"
-DLQ_PAYLOAD_MAX = 256 * 1024  # characters of a dead payload on the DLQ topic (records stay < 1 MB)
 
 
 def _headers(message: Any) -> dict[str, str]:
@@ -41,6 +40,7 @@ def _headers(message: Any) -> dict[str, str]:
 
 def register(app: faust.App, ctx: WorkerContext) -> None:
     settings = ctx.settings
+    budget = record_budget(settings)  # bytes per produced record, and per row
     prefix = settings.topic(raw_topic(""))
     raw = app.topic(*(settings.topic(raw_topic(p)) for p in PLATFORMS))
     interactions = app.topic(settings.topic(INTERACTIONS))
@@ -56,19 +56,19 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
     async def handle(events: Sequence[Any]) -> None:
         """One batch: normalize, archive, produce and wait for the broker's acknowledgements."""
         records = [raw_record(event.message) for event in events]
-        batch = normalize_records(records, ctx.index, now_ms())
+        batch = normalize_records(records, ctx.index, now_ms(), budget)
         rows = batch.archive_rows
         await durably(lambda: archive.write(rows), "archiving raw payloads", ctx.backoff(STAGE))
         futures = []
         for key in sorted(batch.envelopes):
             env = batch.envelopes[key]
             # One envelope per key, split when it would exceed the producer's record limit.
-            for value in split_rows(b"{", {"i": env["i"], "c": env["c"]}):
+            for value in split_rows(b"{", {"i": env["i"], "c": env["c"]}, budget=budget):
                 futures.append(await interactions.send(key=key.encode(), value=value))
         for dead in batch.dead_letters:
             log.warning("dead letter from %s[%s] offset=%s: %s", dead["topic"], dead["partition"],
                         dead["offset"], dead["reason"])
-            futures.append(await dlq.send(key=dead["platform"].encode(), value=dlq_record(dead)))
+            futures.append(await dlq.send(key=dead["platform"].encode(), value=bounded_dead_letter(dead, budget)))
         for fut in futures:
             await fut
         for rec in records:
@@ -86,7 +86,7 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
         rec = raw_record(event.message)
         row, dead = dead_record(rec, reason, now_ms())
         await durably(lambda: archive.write([row]), "archiving a dead letter", ctx.backoff(STAGE))
-        await (await dlq.send(key=rec.platform.encode(), value=dlq_record(dead)))
+        await (await dlq.send(key=rec.platform.encode(), value=bounded_dead_letter(dead, budget)))
         ctx.metrics.position(STAGE, rec.topic, rec.partition, rec.offset)
         ctx.metrics.add(STAGE, rec.topic, records_in=1)
         ctx.metrics.add(STAGE, prefix + "*", events_in=1, dead_lettered=1)
@@ -96,9 +96,3 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
         await run_batches(stream, 500, min(0.1, settings.batch_delay_s), handle, dead_letter,
                           "normalize_payloads", ctx.backoff(STAGE))
 
-
-def dlq_record(dead: dict[str, Any]) -> bytes:
-    """The DLQ record of a dead letter, its payload cut so the record fits (the archive keeps it whole)."""
-    if len(dead["payload"]) > DLQ_PAYLOAD_MAX:
-        dead = {**dead, "payload": dead["payload"][:DLQ_PAYLOAD_MAX], "truncated": True}
-    return orjson.dumps(dead)

@@ -24,7 +24,9 @@ import orjson
 from streams.agents.commit import run_batches
 from streams.agents.context import WorkerContext, durably, now_ms
 from streams.agents.detect import Detection
+from streams.agents.envelopes import bounded_dead_letter, envelope_problem
 from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS
+from streams.limits import record_budget
 from streams.normalize.records import ARCHIVE_COLUMNS
 from streams.store.errors import is_data_error
 from streams.store.writer import TableWriter
@@ -64,7 +66,7 @@ def register(app: faust.App, ctx: WorkerContext, detection: Detection | None = N
         row = ["", key, text, "sink", now_ms(), now_ms(), msg.topic, msg.partition, msg.offset,
                "dead", reason, 0, ""]
         await durably(lambda: dead_archive.write([row]), "archiving a dead letter", ctx.backoff(STAGE))
-        await (await dlq.send(key=b"sink", value=orjson.dumps(record)))
+        await (await dlq.send(key=b"sink", value=bounded_dead_letter(record, record_budget(settings))))
 
     async def handle(events: Sequence[Any]) -> None:
         """One batch: insert, detect, write and publish the detection results."""
@@ -73,11 +75,14 @@ def register(app: faust.App, ctx: WorkerContext, detection: Detection | None = N
             msg = event.message
             try:
                 env = orjson.loads(msg.value or b"")
-                if not isinstance(env, dict):
-                    raise ValueError("envelope is not an object")
-                decoded.append((msg, env))
             except ValueError as exc:
                 await dead_letter(msg, f"undecodable interactions envelope: {exc}")
+                continue
+            problem = envelope_problem(env, INTERACTION_COLUMNS, CHANGE_COLUMNS)
+            if problem is not None:
+                await dead_letter(msg, f"interactions envelope refused: {problem}")
+                continue
+            decoded.append((msg, env))
         envs = [env for _, env in decoded]
 
         async def store() -> bool:

@@ -45,7 +45,7 @@ def expected_keys(ns: Namespace, payloads: list[bytes]) -> set[tuple[str, str, s
     index = AccountIndex.build(load_clients(ns.settings.clients))
     keys: set[tuple[str, str, str, str]] = set()
     for payload in payloads:
-        rec = RawRecord("t", 0, 0, "reddit", payload, {"source": "test", "received_at": "1"}, 1)
+        rec = RawRecord("t", 0, 0, "reddit", payload, {"source": "test", "received_at": "1790000000000"}, 1)
         for env in normalize_records([rec], index, 1).envelopes.values():
             keys.update((row[0], row[1], row[2], row[3]) for row in env["i"])
     return keys
