@@ -1,12 +1,12 @@
-"""Splitting many rows into records the broker takes (pure, no faust).
+"""Records the broker takes, and envelopes the sink can store (pure, no faust).
 
-faust's producer refuses a record over ``producer_max_request_size`` (1,000,000 bytes by
-default) with ``MessageSizeTooLargeError``, and an agent that raises crashes *after*
-faust has acked its batch: the batch is lost although ``--drain`` then sees it committed.
-A backlog makes large records routine (500 raw records of 200 payloads grouped per
-account key made 1-5 MB envelopes, and a replay's first detection batch updates thousands
-of threads per account), so every record an agent produces goes through here and stays
-under :data:`RECORD_BUDGET`.
+faust's producer refuses a record over ``producer_max_request_size`` with
+``MessageSizeTooLargeError`` (before the batch commit of streams/agents/commit.py, an
+agent that raised then lost its batch, faust having acked it). A backlog makes large
+records routine (500 raw records of 200 payloads grouped per account key made 1-5 MB
+envelopes, and a replay's first detection batch updates thousands of threads per
+account), so every record an agent produces goes through here and stays within the
+record budget (:func:`streams.limits.record_budget`), counted in bytes.
 """
 
 from __future__ import annotations

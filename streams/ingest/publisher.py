@@ -1,10 +1,12 @@
 """Publishing raw payloads to ``rapport.raw.<platform>``, many per record.
 
 Payloads are kept exactly as received (bytes) and joined into JSON arrays of up to
-``publish_batch`` payloads or ``publish_linger_s``: faust's per-record ceiling makes
+``publish_batch`` payloads, ``publish_linger_s`` or the payload byte limit
+(:func:`streams.limits.payload_max_bytes`): faust's per-record ceiling makes
 events-per-record the throughput lever. A line that is not JSON is published alone, so
-it dead-letters by itself instead of spoiling the array it would have joined.
-Headers carry ``source`` and ``received_at`` (epoch ms).
+it dead-letters by itself instead of spoiling the array it would have joined; a payload
+over the record limit is refused (a stand-in with its reason is published instead).
+Headers carry ``source`` and ``received_at`` (epoch ms), and ``refused`` on a stand-in.
 """
 
 from __future__ import annotations
@@ -93,14 +95,6 @@ def archive_key(decoded: Any) -> str:
         return raw_key_of_json(orjson.dumps(decoded))
     except orjson.JSONEncodeError:  # nested deeper than orjson writes
         return raw_key_of_json(deep_json(decoded).encode())
-
-
-def is_json(data: bytes) -> bool:
-    try:
-        orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return False
-    return True
 
 
 class Publisher:
