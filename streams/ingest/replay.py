@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 from streams.errors import ConfigError, StackError
 from streams.ingest.publisher import Publisher
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -102,19 +103,23 @@ class Reconnecting:
     polled until a publisher starts on it, for at most ``timeout_s``.
     """
 
-    def __init__(self, settings: object, locate: Callable[[], str], timeout_s: float = 180.0,
+    def __init__(self, settings: Settings, locate: Callable[[], str], timeout_s: float = 180.0,
                  on_reconnect: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         self.locate = locate
         self.timeout_s = timeout_s
         self.on_reconnect = on_reconnect
         self.url = locate()
-        self.publisher = Publisher(settings, self.url)  # type: ignore[arg-type]
+        self.publisher = Publisher(settings, self.url)
         self.publisher.keys = []
         self.reconnects = 0
 
     def reconnect(self, why: BaseException) -> None:
         old = self.publisher
+        try:  # best effort: its broker is gone, what it still holds is republished by --drain
+            old.producer._call(old.producer.producer.stop(), timeout_s=5.0)
+        except Exception:  # noqa: BLE001
+            pass
         try:
             old.producer.loop.call_soon_threadsafe(old.producer.loop.stop)
         except RuntimeError:
@@ -123,7 +128,7 @@ class Reconnecting:
         while True:
             try:
                 url = self.locate()
-                publisher = Publisher(self.settings, url)  # type: ignore[arg-type]
+                publisher = Publisher(self.settings, url)
                 break
             except (StackError, OSError) as exc:
                 if time.monotonic() > deadline:
