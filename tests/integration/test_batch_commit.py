@@ -158,3 +158,36 @@ def test_sigterm_mid_batch_leaves_it_uncommitted_and_redelivered(
         os.kill(store_proc.pid, signal.SIGCONT)
         for w in list(ns.workers):
             stop_process(w)
+
+
+def test_sigterm_of_one_of_two_workers_mid_stream_loses_and_duplicates_nothing(namespace: Namespace) -> None:
+    """The group rebalances while batches are held (faust's wait_empty on revocation)."""
+    from streams.ingest.simulate import Simulator
+    from tests.integration.test_recovery import expected_keys as simulated_keys
+
+    ns = namespace
+    sim = Simulator(load_clients(ns.settings.clients), seed=23, start_ms=1_790_000_000_000)
+    events = list(sim.events(4000))
+    want = simulated_keys(ns, events)
+    pub = Publisher(ns.settings.model_copy(update={"publish_batch": 20}), ns.broker_url)
+    first, second = ns.start_worker("worker-1"), ns.start_worker("worker-2")
+    ns.workers.extend([first, second])
+    try:
+        for i, ev in enumerate(events):
+            pub.add(ev.platform, orjson.dumps(ev.payload), ev.source, via_account=ev.via_account or "")
+            if i % 400 == 399:
+                pub.flush()
+                time.sleep(0.3)
+            if i == 2000:
+                pub.flush()
+                wait_until(lambda: stored_keys(ns)[0] > 0, timeout_s=90)
+                first.send_signal(signal.SIGTERM)  # mid-stream: the survivor takes its partitions over
+        pub.close()
+        first.wait(60)
+        ns.workers.remove(first)
+        ns.drain(timeout_s=180)
+        final, keys = stored_keys(ns)
+    finally:
+        for w in list(ns.workers):
+            stop_process(w)
+    assert final == len(want) and keys == want
