@@ -14,6 +14,7 @@ from pathlib import Path
 import faust
 
 from streams.kafka_admin import bootstrap_of
+from streams.limits import producer_max_bytes
 from streams.settings import Settings
 
 
@@ -37,6 +38,8 @@ def create_app(settings: Settings, broker_url: str, app_id: str | None = None) -
         broker_commit_interval=0.5,
         consumer_auto_offset_reset="earliest",
         producer_linger=0.005,
+        producer_max_request_size=producer_max_bytes(settings),  # one record limit (streams/limits.py)
+        consumer_max_fetch_size=settings.record_max_bytes,
         web_enabled=settings.worker_web_port is not None,
         web_port=settings.worker_web_port or 6066,
         web_host="127.0.0.1",

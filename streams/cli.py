@@ -144,15 +144,22 @@ def topics(data_dir: DataDir = None, clients: ClientsOpt = None) -> None:
 
 
 @app.command()
-def replay(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL of raw payloads.")],
+def replay(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                                help="JSONL of raw payloads (plain, gzip or zstd).")],
            platform: Annotated[str, typer.Option(help="bluesky | mastodon | x | facebook | instagram | reddit")],
            data_dir: DataDir = None, clients: ClientsOpt = None,
            rate: Annotated[float | None, typer.Option(help="Payloads per second (default: unpaced).")] = None,
            follow: Annotated[bool, typer.Option(help="Keep reading as the file grows.")] = False,
            drain: Annotated[bool, typer.Option(
-               help="Start a stack if none runs, wait until all is stored, stop.")] = False,
+               help="Start a stack if none runs, wait until all is stored (publishing again what the "
+                    "archive lacks), stop.")] = False,
            source: Annotated[str, typer.Option(help="Source label of the payloads.")] = "replay") -> None:
-    """Publish a JSONL file of raw payloads to the running stack (or, with --drain, one of its own)."""
+    """Publish a JSONL file of raw payloads to the running stack (or, with --drain, one of its own).
+
+    No line stops a replay: a bad line dead-letters by itself, a payload over the record limit
+    is refused with its line number. If the stack is restarted meanwhile, replay reconnects to
+    it through stack.json. Exit 0 when every line was published or refused with its reason.
+    """
     from streams.ingest.replay_cmd import run_replay
 
     with _friendly():

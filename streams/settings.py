@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     publish_linger_s: float = Field(0.1, gt=0, description="Longest wait before a partial array is published.")
     app_id: str = Field("rapport", description="Faust app id (the consumer group).")
     worker_web_port: int | None = Field(None, description="Faust web port; default: disabled.")
+    record_max_bytes: int = Field(
+        1_048_576, ge=65_536,
+        description="The broker's record limit (bytes); the compose broker's message.max.bytes.")
     log_level: str = "INFO"
     supervisor_pid: int | None = Field(
         None, description="Set by the starting Rapport process: stop once it is gone (not for users).")

@@ -62,7 +62,8 @@ def run_worker(settings: Settings, clients: ClientsFile, broker_url: str, store_
     async def flush_pipeline_metrics() -> None:
         rows = ctx.metrics.drain(highwater)
         if rows:
-            await durably(lambda: metrics_writer.write(rows), "writing pipeline metrics")
+            await durably(lambda: metrics_writer.write(rows), "writing pipeline metrics",
+                          ctx.backoff("metrics"))
 
     @app.task
     async def report_started() -> None:

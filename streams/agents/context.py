@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from streams.agents.metrics import MetricsBuffer
+from streams.agents.retry import Backoff, is_transient
 from streams.clients import ClientsFile
 from streams.normalize.base import AccountIndex
 from streams.settings import Settings
@@ -20,17 +20,6 @@ from streams.store.client import connect
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# ClickHouse codes that mean "this data is wrong", not "the store is unreachable".
-DATA_ERROR_CODES = {6, 26, 27, 38, 41, 53, 62, 69, 70, 72, 117, 130, 131, 252, 321}
-
-
-def is_data_error(exc: BaseException) -> bool:
-    text = str(exc)
-    if not isinstance(exc, DatabaseError) or isinstance(exc, OperationalError):
-        return False
-    return any(f"Code: {code}." in text or f"code: {code}" in text.lower() for code in DATA_ERROR_CODES)
-
 
 @dataclass
 class WorkerContext:
@@ -45,28 +34,36 @@ class WorkerContext:
         self.index = AccountIndex.build(self.clients)
         self.metrics = MetricsBuffer(self.worker_id)
 
+    def backoff(self, stage: str) -> Backoff:
+        """A backoff for ``stage`` whose retrying state shows in ``pipeline_metrics``."""
+        return Backoff(stage, self.metrics.state)
+
     def store(self) -> Client:
         """A new store client; each agent keeps its own (calls run in worker threads)."""
         return connect(self.store_url, self.settings)
 
 
-async def durably(call: Callable[[], T], what: str) -> T:
-    """Run a blocking store call in a thread, retrying while the store is unreachable.
+async def durably(call: Callable[[], T], what: str, backoff: Backoff | None = None) -> T:
+    """Run a blocking store call in a thread, retrying until the store takes it.
 
-    Data errors are raised to the caller (they become dead letters); anything else is
-    retried with exponential backoff, because acking a batch that was not written would
-    lose it.
+    Transient errors (:func:`streams.agents.retry.is_transient`: the store unreachable,
+    refusing for a reason of its own state such as UNKNOWN_TABLE or TOO_MANY_PARTS, or
+    writing fewer rows than sent) are retried with exponential backoff, every step logged
+    with its error code and shown as the stage's state. Anything else (a data error of
+    :mod:`streams.store.errors`, or a bug on these rows) is raised to the caller, which
+    isolates and dead-letters the rows instead of stalling on them.
     """
-    delay = 0.2
+    backoff = backoff or Backoff("store")
     while True:
         try:
-            return await asyncio.to_thread(call)
+            result = await asyncio.to_thread(call)
         except Exception as exc:  # noqa: BLE001
-            if is_data_error(exc):
+            if not is_transient(exc):
                 raise
-            log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            await backoff.wait(what, exc)
+            continue
+        backoff.passed(what)
+        return result
 
 
 def now_ms() -> int:

@@ -29,6 +29,7 @@ from streams.agents.envelopes import split_rows
 from streams.detect_io.engine import Batch, Detector, Output, Prepared
 from streams.detect_io.queries import DetectStore
 from streams.detect_io.tables import TABLES
+from streams.limits import record_budget
 from streams.store.writer import TableWriter
 from streams.topics import ALERTS, CONVERSATIONS, INTERACTIONS, THREADS
 
@@ -80,7 +81,7 @@ class Detection:
         ids = batch.event_ids()
         if ids:
             batch.prior_minutes = await durably(partial(self.probe.minutes_of, ids),
-                                                "reading the minutes of known events")
+                                                "reading the minutes of known events", self.ctx.backoff(STAGE))
         if not batch.by_key and not batch.unattributed:
             await stored
             return
@@ -127,7 +128,8 @@ class Detection:
         if batch is None and not det.pending:
             prepared = Prepared()
         else:
-            prepared = await durably(partial(det.prepare, batch, clock), "reading detection state")
+            prepared = await durably(partial(det.prepare, batch, clock), "reading detection state",
+                                     self.ctx.backoff(STAGE))
         try:
             out = await asyncio.to_thread(det.commit, prepared, batch, clock)
         except BaseException:
@@ -143,11 +145,13 @@ class Detection:
 
     async def _store(self, out: Output) -> None:
         rows = out.collector.store_rows(out.version)
-        await asyncio.gather(*(durably(partial(self.writers[table].write, table_rows), f"writing {table}")
+        await asyncio.gather(*(durably(partial(self.writers[table].write, table_rows), f"writing {table}",
+                                       self.ctx.backoff(STAGE))
                                for table, table_rows in rows.items()))
         if out.rollup_scope:
             await durably(partial(self.store.recompute_rollup, out.version, out.rollup_accounts,
-                                  out.rollup_minutes), "recomputing activity_minutely")
+                                  out.rollup_minutes), "recomputing activity_minutely",
+                          self.ctx.backoff(STAGE))
 
     async def _publish(self, out: Output) -> None:
         futures = []
@@ -156,7 +160,7 @@ class Detection:
             for key, value in records:
                 # Many rows of one account: split under the producer's record limit.
                 head = orjson.dumps({k: v for k, v in value.items() if k != "rows"})[:-1] + b","
-                for chunk in split_rows(head, {"rows": value["rows"]}):
+                for chunk in split_rows(head, {"rows": value["rows"]}, budget=record_budget(self.ctx.settings)):
                     futures.append(await topic.send(key=key.encode(), value=chunk))
         for fut in futures:
             await fut

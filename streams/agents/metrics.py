@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 COLUMNS = ("minute", "worker", "stage", "topic", "records_in", "events_in", "events_out",
-           "dead_lettered", "skipped", "lag", "written_at")
+           "dead_lettered", "skipped", "lag", "written_at", "state", "detail")
+OK, RETRYING = "ok", "retrying"
 
 
 @dataclass
@@ -32,6 +33,17 @@ class MetricsBuffer:
         self.worker_id = worker_id
         self.counters: dict[tuple[int, str, str], Counters] = defaultdict(Counters)
         self.positions: dict[tuple[str, str, int], int] = {}  # (stage, topic, partition) -> next offset
+        self.changed: set[str] = set()
+        self.states: dict[str, tuple[str, str]] = {}  # stage -> (state, detail), last reported
+
+    def state(self, stage: str, state: str, detail: str) -> None:
+        """A stage's state: ``retrying`` (with the error) while a call is retried, ``ok`` after.
+
+        Every flushed row carries its stage's state; a stage that changed state gets a row
+        of its own even when it counted nothing (a stalled stage counts nothing).
+        """
+        self.states[stage] = (state, detail)
+        self.changed.add(stage)
 
     def add(self, stage: str, topic: str, *, records_in: int = 0, events_in: int = 0,
             events_out: int = 0, dead_lettered: int = 0, skipped: int = 0) -> None:
@@ -59,12 +71,25 @@ class MetricsBuffer:
         minute_now = now // 60 * 60
         rows: list[list[Any]] = []
         seen: set[tuple[str, str]] = set()
+
+        def state_of(stage: str) -> list[str]:
+            return list(self.states.get(stage, (OK, "")))
+
         for (minute, stage, topic), c in sorted(self.counters.items()):
             seen.add((stage, topic))
             rows.append([minute * 1000, self.worker_id, stage, topic, c.records_in, c.events_in,
-                         c.events_out, c.dead_lettered, c.skipped, lag.get((stage, topic), 0), now * 1000])
+                         c.events_out, c.dead_lettered, c.skipped, lag.get((stage, topic), 0), now * 1000,
+                         *state_of(stage)])
         for (stage, topic), value in lag.items():
             if (stage, topic) not in seen:
-                rows.append([minute_now * 1000, self.worker_id, stage, topic, 0, 0, 0, 0, 0, value, now * 1000])
+                seen.add((stage, topic))
+                rows.append([minute_now * 1000, self.worker_id, stage, topic, 0, 0, 0, 0, 0, value, now * 1000,
+                             *state_of(stage)])
+        stages = {stage for stage, _ in seen}
+        for stage in sorted(self.changed | {s for s, (st, _) in self.states.items() if st != OK}):
+            if stage not in stages:
+                rows.append([minute_now * 1000, self.worker_id, stage, "", 0, 0, 0, 0, 0, 0, now * 1000,
+                             *state_of(stage)])
+        self.changed.clear()
         self.counters.clear()
         return rows

@@ -3,9 +3,10 @@
 For each batch: insert interactions and changes, and hand the batch to detection
 (:mod:`streams.agents.detect`), which applies it to the accounts' states while the insert
 runs, then writes the changed detection rows and rollups and publishes the updates.
-Offsets are committed only after all of that: faust acks a ``take_events`` batch when the
-loop asks for the next one. Inserts are idempotent (ReplacingMergeTree keyed by natural
-ids, deterministic version), so a redelivered batch changes nothing visible. An envelope
+Offsets are committed only after all of that (:mod:`streams.agents.commit`); an
+exception isolates the envelope that raises, a stop leaves the batch uncommitted.
+Inserts are idempotent (ReplacingMergeTree keyed by natural ids, deterministic version),
+so a redelivered batch changes nothing visible. An envelope
 the store refuses as bad data is dead-lettered alone (the batch is retried envelope by
 envelope), never dropped silently; detection then rebuilds its states from the store.
 """
@@ -13,16 +14,21 @@ envelope), never dropped silently; detection then rebuilds its states from the s
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
 import faust
 import orjson
 
-from streams.agents.context import WorkerContext, durably, is_data_error, now_ms
+from streams.agents.commit import run_batches
+from streams.agents.context import WorkerContext, durably, now_ms
 from streams.agents.detect import Detection
+from streams.agents.envelopes import bounded_dead_letter, envelope_problem
 from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS
+from streams.limits import record_budget
 from streams.normalize.records import ARCHIVE_COLUMNS
+from streams.store.errors import is_data_error
 from streams.store.writer import TableWriter
 from streams.topics import DLQ, INTERACTIONS
 
@@ -59,48 +65,59 @@ def register(app: faust.App, ctx: WorkerContext, detection: Detection | None = N
         key = f"{msg.topic}:{msg.partition}:{msg.offset}"
         row = ["", key, text, "sink", now_ms(), now_ms(), msg.topic, msg.partition, msg.offset,
                "dead", reason, 0, ""]
-        await durably(lambda: dead_archive.write([row]), "archiving a dead letter")
-        await (await dlq.send(key=b"sink", value=orjson.dumps(record)))
+        await durably(lambda: dead_archive.write([row]), "archiving a dead letter", ctx.backoff(STAGE))
+        await (await dlq.send(key=b"sink", value=bounded_dead_letter(record, record_budget(settings))))
+
+    async def handle(events: Sequence[Any]) -> None:
+        """One batch: insert, detect, write and publish the detection results."""
+        decoded: list[tuple[Any, dict[str, list[list[Any]]]]] = []
+        for event in events:
+            msg = event.message
+            try:
+                env = orjson.loads(msg.value or b"")
+            except ValueError as exc:
+                await dead_letter(msg, f"undecodable interactions envelope: {exc}")
+                continue
+            problem = envelope_problem(env, INTERACTION_COLUMNS, CHANGE_COLUMNS)
+            if problem is not None:
+                await dead_letter(msg, f"interactions envelope refused: {problem}")
+                continue
+            decoded.append((msg, env))
+        envs = [env for _, env in decoded]
+
+        async def store() -> bool:
+            """Insert the batch; ``False`` when some envelopes were refused and dead-lettered."""
+            try:
+                await durably(lambda: write(envs), "writing interactions", ctx.backoff(STAGE))
+                return True
+            except Exception as exc:  # noqa: BLE001 - only data errors come out of durably()
+                log.warning("batch refused by the store (%s); retrying envelope by envelope", exc)
+            for msg, env in decoded:
+                try:
+                    await durably(partial(write, [env]), "writing one envelope", ctx.backoff(STAGE))
+                except Exception as one:  # noqa: BLE001
+                    if not is_data_error(one):
+                        raise
+                    await dead_letter(msg, f"store refused the rows: {one}")
+            return False
+
+        if detection is None:
+            await store()
+        else:
+            await detection.process(detection.decode(envs), store())
+        rows = sum(len(env.get("i", ())) + len(env.get("c", ())) for _, env in decoded)
+        for event in events:
+            msg = event.message
+            ctx.metrics.position(STAGE, msg.topic, msg.partition, msg.offset)
+        ctx.metrics.add(STAGE, source.get_topic_name(), records_in=len(events), events_in=rows,
+                        events_out=rows)
+
+    async def dead_letter_event(event: Any, reason: str) -> None:
+        await dead_letter(event.message, reason)
+        ctx.metrics.position(STAGE, event.message.topic, event.message.partition, event.message.offset)
+        ctx.metrics.add(STAGE, source.get_topic_name(), records_in=1, dead_lettered=1)
 
     @app.agent(source, name="store_interactions")
     async def store_interactions(stream: Any) -> None:  # faust.Stream: take_events is not in StreamT
-        async for events in stream.take_events(1000, within=settings.batch_delay_s):
-            decoded: list[tuple[Any, dict[str, list[list[Any]]]]] = []
-            for event in events:
-                msg = event.message
-                try:
-                    env = orjson.loads(msg.value or b"")
-                    if not isinstance(env, dict):
-                        raise ValueError("envelope is not an object")
-                    decoded.append((msg, env))
-                except ValueError as exc:
-                    await dead_letter(msg, f"undecodable interactions envelope: {exc}")
-            envs = [env for _, env in decoded]
-
-            async def store(envs: list[dict[str, list[list[Any]]]] = envs,
-                            decoded: list[tuple[Any, dict[str, list[list[Any]]]]] = decoded) -> bool:
-                """Insert the batch; ``False`` when some envelopes were refused and dead-lettered."""
-                try:
-                    await durably(lambda: write(envs), "writing interactions")
-                    return True
-                except Exception as exc:  # noqa: BLE001 - only data errors come out of durably()
-                    log.warning("batch refused by the store (%s); retrying envelope by envelope", exc)
-                for msg, env in decoded:
-                    try:
-                        await durably(partial(write, [env]), "writing one envelope")
-                    except Exception as one:  # noqa: BLE001
-                        if not is_data_error(one):
-                            raise
-                        await dead_letter(msg, f"store refused the rows: {one}")
-                return False
-
-            if detection is None:
-                await store()
-            else:
-                await detection.process(detection.decode(envs), store())
-            rows = sum(len(env.get("i", ())) + len(env.get("c", ())) for _, env in decoded)
-            for event in events:
-                msg = event.message
-                ctx.metrics.position(STAGE, msg.topic, msg.partition, msg.offset)
-            ctx.metrics.add(STAGE, source.get_topic_name(), records_in=len(events), events_in=rows,
-                            events_out=rows)
+        await run_batches(stream, 1000, settings.batch_delay_s, handle, dead_letter_event,
+                          "store_interactions", ctx.backoff(STAGE))

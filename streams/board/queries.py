@@ -40,6 +40,18 @@ GROUP BY stage
 ORDER BY stage
 """
 
+# Stages whose latest flush (per worker, last two minutes) says they are retrying a call.
+STALLS_SQL = """
+SELECT stage, worker, detail, seen_at
+FROM (SELECT stage, worker, argMax(state, written_at) AS last_state, argMax(detail, written_at) AS detail,
+             max(written_at) AS seen_at
+      FROM pipeline_metrics
+      WHERE written_at >= now64(3) - INTERVAL 2 MINUTE AND state != ''
+      GROUP BY stage, worker)
+WHERE last_state = 'retrying'
+ORDER BY stage, worker
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class BoardData:
@@ -49,6 +61,8 @@ class BoardData:
     pipeline: list[dict[str, Any]]
     recent: list[dict[str, Any]] = field(default_factory=list)
     """Per client, :data:`RECENT_FIGURES` over the last hour of event time."""
+    stalls: list[dict[str, Any]] = field(default_factory=list)
+    """Stages retrying a call right now (worker, what and the error): a stall is never silent."""
 
 
 def _rows(client: Client, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -73,4 +87,5 @@ def read_board(client: Client, last_events: int = 8) -> BoardData:
         last_events=_rows(client, LAST_EVENTS_SQL, {"limit": last_events}),
         pipeline=_rows(client, PIPELINE_SQL),
         recent=recent,
+        stalls=_rows(client, STALLS_SQL),
     )

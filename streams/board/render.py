@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from streams.board.queries import BoardData
 from streams.clients import ClientsFile
@@ -54,7 +55,9 @@ def render(data: BoardData, clients: ClientsFile, elapsed_s: float) -> Group:
     for p in data.pipeline:
         pipe.add_row(p["stage"], f"{int(p['events_in']):,}", f"{int(p['dead_lettered']):,}",
                      f"{int(p['skipped']):,}", f"{int(p['lag']):,}")
-    return Group(table, conn, pipe, recent_events)
+    stalls = [Text(f"retrying {p['stage']} on {p['worker']}: {p['detail']}", style="bold red")
+              for p in data.stalls]
+    return Group(table, conn, pipe, *stalls, recent_events)
 
 
 def _minutes(seconds: float | None) -> str:
@@ -83,4 +86,6 @@ def summary_lines(data: BoardData, clients: ClientsFile) -> list[str]:
     for p in data.pipeline:
         lines.append(f"stage={p['stage']} events_in={int(p['events_in'])} lag={int(p['lag'])} "
                      f"dead_lettered={int(p['dead_lettered'])} skipped={int(p['skipped'])}")
+    for p in data.stalls:
+        lines.append(f"stage={p['stage']} state=retrying worker={p['worker']} detail={p['detail']}")
     return lines

@@ -1,10 +1,12 @@
 """Publishing raw payloads to ``rapport.raw.<platform>``, many per record.
 
 Payloads are kept exactly as received (bytes) and joined into JSON arrays of up to
-``publish_batch`` payloads or ``publish_linger_s``: faust's per-record ceiling makes
+``publish_batch`` payloads, ``publish_linger_s`` or the payload byte limit
+(:func:`streams.limits.payload_max_bytes`): faust's per-record ceiling makes
 events-per-record the throughput lever. A line that is not JSON is published alone, so
-it dead-letters by itself instead of spoiling the array it would have joined.
-Headers carry ``source`` and ``received_at`` (epoch ms).
+it dead-letters by itself instead of spoiling the array it would have joined; a payload
+over the record limit is refused (a stand-in with its reason is published instead).
+Headers carry ``source`` and ``received_at`` (epoch ms), and ``refused`` on a stand-in.
 """
 
 from __future__ import annotations
@@ -14,17 +16,21 @@ import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import Future
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
 from streams.errors import StackError
 from streams.kafka_admin import bootstrap_of
-from streams.normalize.records import HEADER_RECEIVED_AT, HEADER_SOURCE
+from streams.limits import payload_max_bytes, producer_max_bytes
+from streams.normalize.base import raw_key_of_json
+from streams.normalize.records import HEADER_RECEIVED_AT, HEADER_REFUSED, HEADER_SOURCE, deep_json
 from streams.settings import Settings
 from streams.topics import raw_topic
 
 MAX_IN_FLIGHT = 256  # records sent but not yet acknowledged, before add() waits
+REFUSED_KEEP = 4096  # bytes of a refused (too large) payload its stand-in record keeps
 
 
 class _Producer:
@@ -35,7 +41,8 @@ class _Producer:
     use it without owning a loop.
     """
 
-    def __init__(self, broker_url: str) -> None:
+    def __init__(self, broker_url: str, max_request_size: int) -> None:
+        self.max_request_size = max_request_size
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="rapport-publisher", daemon=True)
         self.thread.start()
@@ -44,7 +51,7 @@ class _Producer:
 
     async def _start(self, bootstrap: str) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                                    max_request_size=16 * 1024 * 1024, request_timeout_ms=30_000)
+                                    max_request_size=self.max_request_size, request_timeout_ms=30_000)
         try:
             await producer.start()
         except Exception as exc:
@@ -82,12 +89,12 @@ class _Producer:
             self.thread.join(5)
 
 
-def is_json(data: bytes) -> bool:
+def archive_key(decoded: Any) -> str:
+    """The archive key the normalizer gives a decoded payload (streams/normalize/records.py)."""
     try:
-        orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return False
-    return True
+        return raw_key_of_json(orjson.dumps(decoded))
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes
+        return raw_key_of_json(deep_json(decoded).encode())
 
 
 class Publisher:
@@ -95,32 +102,83 @@ class Publisher:
 
     def __init__(self, settings: Settings, broker_url: str) -> None:
         self.settings = settings
-        self.producer = _Producer(broker_url)
+        self.producer = _Producer(broker_url, producer_max_bytes(settings))
+        self.payload_max = payload_max_bytes(settings)
         self.closed = False
         # Key: (platform, source, via account, received_at or -1 for "stamp when sent").
         self.pending: dict[tuple[str, str, str, int], list[bytes]] = {}
+        self.pending_bytes: dict[tuple[str, str, str, int], int] = {}
+        self.refused = 0
+        self.keys: list[str] | None = None
+        """When a list: the archive key of every payload queued since, in order (replay sets it)."""
         self.pending_since: float | None = None
         self.records = 0
         self.payloads = 0
 
     def add(self, platform: str, payload: bytes, source: str, received_at: int | None = None,
-            via_account: str = "") -> None:
-        """Queue one payload (its bytes as received); flushes full arrays."""
+            via_account: str = "") -> str | None:
+        """Queue one line (its bytes as received); flushes full arrays.
+
+        Returns why a payload was refused, or ``None``. A payload over the record limit is
+        never sent to fail later: a stand-in holding its first bytes is published with the
+        reason in its ``refused`` header, so it is archived as one dead letter. A JSON-array
+        line holds many payloads: each is queued on its own (one level only), so a bad one
+        costs one dead letter and its good neighbours are stored.
+        """
         payload = payload.strip()
         if not payload:
-            return
+            return None
+        if payload[:1] == b"[":
+            try:
+                decoded = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                decoded = None
+            if isinstance(decoded, list):
+                refused = None
+                for item in decoded:
+                    try:
+                        one = orjson.dumps(item)
+                    except orjson.JSONEncodeError:  # nested deeper than orjson writes
+                        one = deep_json(item).encode()
+                    refused = self._queue(platform, one, source, received_at, via_account) or refused
+                return refused
+        return self._queue(platform, payload, source, received_at, via_account)
+
+    def _queue(self, platform: str, payload: bytes, source: str, received_at: int | None,
+               via_account: str) -> str | None:
         self.payloads += 1
-        if not is_json(payload):
-            stamp = received_at if received_at is not None else int(time.time() * 1000)
-            self._send(platform, payload, source, stamp, via_account)
-            return
+        stamp = received_at if received_at is not None else int(time.time() * 1000)
+        if len(payload) > self.payload_max:
+            self.refused += 1
+            reason = (f"payload of {len(payload):,} bytes is over the record limit of {self.payload_max:,} bytes "
+                      f"(RAPPORT_RECORD_MAX_BYTES); its first {REFUSED_KEEP:,} bytes are kept")
+            stand_in = payload[:REFUSED_KEEP].strip()
+            self._key(raw_key_of_json(stand_in))
+            self._send(platform, stand_in, source, stamp, via_account, refused=reason)
+            return reason
+        try:
+            decoded = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            self._key(raw_key_of_json(payload))
+            self._send(platform, payload, source, stamp, via_account)  # alone: it dead-letters by itself
+            return None
+        if self.keys is not None:
+            self._key(archive_key(decoded))
         key = (platform, source, via_account, -1 if received_at is None else received_at)
+        if self.pending_bytes.get(key, 0) + len(payload) + 1 > self.payload_max:
+            self._flush_key(key)  # arrays are bounded in bytes too, not only in payloads
         batch = self.pending.setdefault(key, [])
         batch.append(payload)
+        self.pending_bytes[key] = self.pending_bytes.get(key, 0) + len(payload) + 1
         if self.pending_since is None:
             self.pending_since = time.monotonic()
         if len(batch) >= self.settings.publish_batch:
             self._flush_key(key)
+        return None
+
+    def _key(self, key: str) -> None:
+        if self.keys is not None:
+            self.keys.append(key)
 
     def add_many(self, platform: str, payloads: Iterable[bytes], source: str) -> None:
         for payload in payloads:
@@ -150,17 +208,22 @@ class Publisher:
 
     def _flush_key(self, key: tuple[str, str, str, int]) -> None:
         batch = self.pending.pop(key, [])
+        self.pending_bytes.pop(key, None)
         if not batch:
             return
         platform, source, via, received = key
         if received < 0:
             received = int(time.time() * 1000)
-        value = batch[0] if len(batch) == 1 else b"[" + b",".join(batch) + b"]"
+        # A lone payload goes as it is, unless it is an array: that would read as many payloads.
+        value = batch[0] if len(batch) == 1 and batch[0][:1] != b"[" else b"[" + b",".join(batch) + b"]"
         self._send(platform, value, source, received, via)
 
-    def _send(self, platform: str, value: bytes, source: str, received: int, via: str) -> None:
+    def _send(self, platform: str, value: bytes, source: str, received: int, via: str,
+              refused: str | None = None) -> None:
         headers = [(HEADER_SOURCE, source.encode()), (HEADER_RECEIVED_AT, str(received).encode())]
         if via:
             headers.append(("via_account", via.encode()))
+        if refused:
+            headers.append((HEADER_REFUSED, refused.encode()))
         self.producer.send(self.settings.topic(raw_topic(platform)), value, headers)
         self.records += 1

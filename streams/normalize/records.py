@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from streams.interaction import Change, Interaction
+from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS, Change, Interaction
 from streams.normalize.base import AccountIndex, Arrival, DeadLetter, Normalized, Skipped, raw_key_of_json
 from streams.normalize.fast import FAST
 from streams.normalize.fast.core import Context, Row, attempt, tables_for
@@ -32,6 +32,15 @@ from streams.normalize.registry import normalize_checked
 
 HEADER_SOURCE = "source"
 HEADER_RECEIVED_AT = "received_at"
+HEADER_REFUSED = "refused"
+"""Set by the publisher on the stand-in of a payload it refused (too large): the reason."""
+TEXT_MAX_CHARS = 10_000
+"""Longest ``text`` of an interaction or change, in code points (the archive keeps the whole payload)."""
+ROW_MAX_BYTES = 512 * 1024
+"""Default bound on one encoded row (the agent passes its record budget): a larger row is a dead letter."""
+RECEIVED_AT_MIN = 946_684_800_000  # 2000-01-01T00:00:00Z
+RECEIVED_AT_MAX = 7_258_118_400_000  # 2200-01-01T00:00:00Z, inside DateTime64(3)
+ORJSON_MAX_DEPTH = 254  # orjson.dumps refuses deeper nesting ("Recursion limit reached")
 # Key of envelopes holding changes that the payload could not attribute to an account.
 UNATTRIBUTED_KEY = "_:"
 
@@ -116,33 +125,32 @@ def _gc_paused() -> Iterator[None]:
         gc.enable()
 
 
-def normalize_records(records: list[RawRecord], index: AccountIndex, now_ms: int) -> NormalizedBatch:
-    """Normalize every payload of ``records``; never raises for bad input."""
+def normalize_records(records: list[RawRecord], index: AccountIndex, now_ms: int,
+                      row_max_bytes: int = ROW_MAX_BYTES) -> NormalizedBatch:
+    """Normalize every payload of ``records``; never raises for bad input.
+
+    Every bad input costs one dead letter with its reason: a record that is not JSON, a
+    record with an unusable header, a payload nested deeper than orjson writes, a payload
+    a normalizer fails on, a payload whose rows would not fit one record.
+    """
     out = NormalizedBatch()
     with _gc_paused():
         for rec in records:
-            _normalize_record(rec, index, now_ms, out)
+            _normalize_record(rec, index, now_ms, out, row_max_bytes)
     return out
 
 
-def _normalize_record(rec: RawRecord, index: AccountIndex, now_ms: int, out: NormalizedBatch) -> None:
+def _normalize_record(rec: RawRecord, index: AccountIndex, now_ms: int, out: NormalizedBatch,
+                      row_max_bytes: int) -> None:
     source = rec.headers.get(HEADER_SOURCE) or "stream"
-    try:
-        received_at = int(rec.headers.get(HEADER_RECEIVED_AT) or rec.received_at_fallback)
-    except ValueError:
-        received_at = rec.received_at_fallback
+    received_at, problem = _received_at(rec)
     via_account = rec.headers.get("via_account") or None
-    payloads, error = _split(rec.value)
+    payloads, error = (None, problem) if problem else _split(rec.value)
     if payloads is None:
         out.payloads += 1
-        text = rec.value.decode("utf-8", errors="replace")
-        reason = error or "undecodable"
-        out.dead_letters.append(_dead(rec, text, reason, received_at))
-        raw_key = raw_key_of_json(rec.value)  # not JSON: the key hashes the bytes as received
-        out.archive_rows.append([
-            rec.platform, raw_key, text, source, received_at, now_ms, rec.topic,
-            rec.partition, rec.offset, "dead", reason, 0, via_account or "",
-        ])
+        row, dead = dead_record(rec, error or "undecodable", now_ms)
+        out.dead_letters.append(dead)
+        out.archive_rows.append(row)
         return
     platform, topic, partition, offset = rec.platform, rec.topic, rec.partition, rec.offset
     fast = FAST.get(platform)
@@ -152,24 +160,36 @@ def _normalize_record(rec: RawRecord, index: AccountIndex, now_ms: int, out: Nor
     archive = out.archive_rows.append
     out.payloads += len(payloads)
     for payload in payloads:
-        data = orjson.dumps(payload)  # once: the archive keeps the text, the key hashes it
+        try:
+            data = orjson.dumps(payload)  # once: the archive keeps the text, the key hashes it
+        except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes
+            text = deep_json(payload)
+            _dead_payload(out, rec, text, f"payload nested deeper than {ORJSON_MAX_DEPTH} levels ({exc})",
+                          received_at, now_ms, source, via_account)
+            continue
         text = data.decode()
         raw_key = raw_key_of_json(data)
-        rows = attempt(fast, payload, ctx, raw_key) if fast is not None and ctx is not None else None
-        if rows is not None:
-            interactions, changes = rows.interactions, rows.changes
-            skip_reason = None if interactions or changes else rows.skip_reason()
-        else:
-            arrival = Arrival(platform, source, received_at, raw_key, via_account)
-            outcome = normalize_checked(platform, payload, arrival, index)
-            if isinstance(outcome, DeadLetter):
-                out.dead_letters.append(_dead(rec, text, outcome.reason, received_at))
-                archive([
-                    platform, raw_key, text, source, received_at, now_ms, topic, partition, offset,
-                    "dead", outcome.reason, 0, via_account or "",
-                ])
-                continue
-            interactions, changes, skip_reason = _rows_of(outcome)
+        try:
+            rows = attempt(fast, payload, ctx, raw_key) if fast is not None and ctx is not None else None
+            if rows is not None:
+                interactions, changes = rows.interactions, rows.changes
+                skip_reason = None if interactions or changes else rows.skip_reason()
+            else:
+                arrival = Arrival(platform, source, received_at, raw_key, via_account)
+                outcome = normalize_checked(platform, payload, arrival, index)
+                if isinstance(outcome, DeadLetter):
+                    _dead_payload(out, rec, text, outcome.reason, received_at, now_ms, source, via_account,
+                                  raw_key)
+                    continue
+                interactions, changes, skip_reason = _rows_of(outcome)
+            too_big = _cap(interactions, changes, len(data), row_max_bytes)
+        except Exception as exc:  # noqa: BLE001 - a normalizer's bug on one payload costs that payload
+            _dead_payload(out, rec, text, f"{platform}: normalizer failed: {type(exc).__name__}: {exc}"[:500],
+                          received_at, now_ms, source, via_account, raw_key)
+            continue
+        if too_big:
+            _dead_payload(out, rec, text, too_big, received_at, now_ms, source, via_account, raw_key)
+            continue
         if skip_reason is not None:
             out.skipped += 1
             out.skip_reasons[skip_reason] += 1
@@ -195,6 +215,73 @@ def _normalize_record(rec: RawRecord, index: AccountIndex, now_ms: int, out: Nor
         ])
 
 
+_I_TEXT = INTERACTION_COLUMNS.index("text")
+_C_TEXT = CHANGE_COLUMNS.index("text")
+
+
+def _cap(interactions: list[Row], changes: list[Row], payload_bytes: int, row_max_bytes: int) -> str | None:
+    """Cut texts to :data:`TEXT_MAX_CHARS` code points; the reason when a row still exceeds the bound.
+
+    Rows hold parts of their payload, so only a payload of more than an eighth of the bound
+    can make a row over it: smaller ones skip the encoding.
+    """
+    for rows, i in ((interactions, _I_TEXT), (changes, _C_TEXT)):
+        for row in rows:
+            value = row[i]
+            if isinstance(value, str) and len(value) > TEXT_MAX_CHARS:
+                row[i] = value[:TEXT_MAX_CHARS]
+    if payload_bytes * 8 <= row_max_bytes:
+        return None
+    for row in (*interactions, *changes):
+        size = len(orjson.dumps(row))
+        if size > row_max_bytes:
+            return f"payload yields a row of {size} bytes, over the record budget of {row_max_bytes} bytes"
+    return None
+
+
+def _dead_payload(out: NormalizedBatch, rec: RawRecord, text: str, reason: str, received_at: int, now_ms: int,
+                  source: str, via_account: str | None, raw_key: str | None = None) -> None:
+    """One payload of a record as one dead letter (archived whole, and for the DLQ topic)."""
+    out.dead_letters.append(_dead(rec, text, reason, received_at))
+    out.archive_rows.append([
+        rec.platform, raw_key or raw_key_of_json(text.encode()), text, source, received_at, now_ms, rec.topic,
+        rec.partition, rec.offset, "dead", reason, 0, via_account or "",
+    ])
+
+
+def deep_json(value: Any) -> str:
+    """JSON text of a decoded value however deeply nested (iterative: orjson stops at 255 levels)."""
+    parts: list[str] = []
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Raw):
+            parts.append(item.text)
+        elif isinstance(item, dict):
+            parts.append("{")
+            stack.append(_Raw("}"))
+            entries = list(item.items())
+            for n in range(len(entries) - 1, -1, -1):
+                key, inner = entries[n]
+                stack.append(inner)
+                stack.append(_Raw(("," if n else "") + orjson.dumps(str(key)).decode() + ":"))
+        elif isinstance(item, list):
+            parts.append("[")
+            stack.append(_Raw("]"))
+            for n in range(len(item) - 1, -1, -1):
+                stack.append(item[n])
+                if n:
+                    stack.append(_Raw(","))
+        else:
+            parts.append(orjson.dumps(item).decode())
+    return "".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    text: str
+
+
 def _rows_of(outcome: Normalized | Skipped) -> tuple[list[Row], list[Row], str | None]:
     """A checked outcome as (interaction rows, change rows, skip reason or None)."""
     if isinstance(outcome, Skipped):
@@ -207,6 +294,45 @@ def _envelope(envelopes: dict[str, dict[str, list[list[Any]]]], key: str) -> dic
     env: dict[str, list[list[Any]]] = {"i": [], "c": []}
     envelopes[key] = env
     return env
+
+
+def _received_at(rec: RawRecord) -> tuple[int, str | None]:
+    """The record's ``received_at`` (epoch ms) and, when its headers are unusable, why.
+
+    A missing header means the broker's timestamp; a header that is not an integer or lies
+    outside 2000..2200 makes the record a dead letter (the time becomes every row's version,
+    and ClickHouse refuses times out of range), archived at the broker's timestamp.
+    """
+    refused = rec.headers.get(HEADER_REFUSED)
+    fallback = rec.received_at_fallback if RECEIVED_AT_MIN <= rec.received_at_fallback < RECEIVED_AT_MAX else 0
+    header = rec.headers.get(HEADER_RECEIVED_AT)
+    if not header:
+        return fallback, (f"refused by the publisher: {refused}" if refused else None)
+    try:
+        value = int(header)
+    except ValueError:
+        return fallback, f"received_at header is not an integer: {header[:80]!r}"
+    if not RECEIVED_AT_MIN <= value < RECEIVED_AT_MAX:
+        return fallback, f"received_at header out of range (2000..2200): {header[:80]!r}"
+    return value, (f"refused by the publisher: {refused}" if refused else None)
+
+
+def received_at_of(rec: RawRecord) -> int:
+    """The record's ``received_at`` header (epoch ms) when usable, else its broker timestamp."""
+    return _received_at(rec)[0]
+
+
+def dead_record(rec: RawRecord, reason: str, now_ms: int) -> tuple[list[Any], dict[str, Any]]:
+    """A whole raw record as one dead letter: its archive row and its DLQ record.
+
+    The archive key hashes the bytes as received (the record is not, or not usable, JSON).
+    """
+    text = rec.value.decode("utf-8", errors="replace")
+    received_at = received_at_of(rec)
+    row = [rec.platform, raw_key_of_json(rec.value), text, rec.headers.get(HEADER_SOURCE) or "stream",
+           received_at, now_ms, rec.topic, rec.partition, rec.offset, "dead", reason, 0,
+           rec.headers.get("via_account") or ""]
+    return row, _dead(rec, text, reason, received_at)
 
 
 def _dead(rec: RawRecord, text: str, reason: str, received_at: int) -> dict[str, Any]:

@@ -91,9 +91,27 @@ class TableWriter:
         return out
 
     def write(self, rows: Sequence[list[Any]]) -> int:
-        """Insert ``rows``; returns the number of insert calls made."""
+        """Insert ``rows``; returns the number of insert calls made.
+
+        Raises :class:`IncompleteInsert` when the store reports fewer written rows than
+        were sent: chDB's streamed insert refuses a block under back-pressure
+        (TOO_MANY_PARTS) without an error, answering ``written_rows: 0``, so an insert is
+        trusted only when its summary accounts for every row.
+        """
         calls = 0
         for chunk in self.chunks(rows):
-            self.client.raw_insert(self.table, self.columns, self.encode(chunk), fmt="JSONCompactEachRow")
+            summary = self.client.raw_insert(self.table, self.columns, self.encode(chunk), fmt="JSONCompactEachRow")
             calls += 1
+            reported = getattr(summary, "summary", None) or {}
+            if "written_rows" in reported and int(reported["written_rows"]) < len(chunk):
+                raise IncompleteInsert(self.table, int(reported["written_rows"]), len(chunk))
         return calls
+
+
+class IncompleteInsert(Exception):
+    """The store acknowledged an insert but wrote fewer rows than it was sent (retried)."""
+
+    def __init__(self, table: str, written: int, sent: int) -> None:
+        super().__init__(f"the store wrote {written} of {sent} rows into {table} without an error "
+                         "(chDB does so under TOO_MANY_PARTS back-pressure)")
+        self.table, self.written, self.sent = table, written, sent

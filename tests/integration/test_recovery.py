@@ -25,7 +25,7 @@ def expected_keys(ns: Namespace, events: list) -> set[tuple[str, str, str, str]]
     keys: set[tuple[str, str, str, str]] = set()
     for ev in events:
         rec = RawRecord("t", 0, 0, ev.platform, orjson.dumps(ev.payload),
-                        {"source": ev.source, "received_at": "1", "via_account": ev.via_account or ""}, 1)
+                        {"source": ev.source, "received_at": "1790000000000", "via_account": ev.via_account or ""}, 1)
         batch = normalize_records([rec], index, 1)
         for env in batch.envelopes.values():
             for row in env["i"]:

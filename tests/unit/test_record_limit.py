@@ -1,0 +1,70 @@
+"""One record limit: the compose broker, the publisher, faust and the agents agree (no broker needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from streams.agents.envelopes import bounded_dead_letter, envelope_problem, split_rows
+from streams.app import create_app
+from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS
+from streams.limits import payload_max_bytes, producer_max_bytes, record_budget
+from streams.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def kafka_env() -> dict[str, str]:
+    lines = (REPO / "deploy" / "kafka" / "kafka.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_the_compose_broker_uses_the_code_s_record_limit() -> None:
+    limit = Settings().record_max_bytes
+    env = kafka_env()
+    assert int(env["KAFKA_MESSAGE_MAX_BYTES"]) == limit
+    assert int(env["KAFKA_REPLICA_FETCH_MAX_BYTES"]) == limit
+
+
+def test_faust_producer_and_consumer_derive_from_it(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, record_max_bytes=2_000_000)
+    app = create_app(settings, "tansu://127.0.0.1:1")
+    assert app.conf.producer_max_request_size == producer_max_bytes(settings) < settings.record_max_bytes
+    assert app.conf.consumer_max_fetch_size == settings.record_max_bytes
+    assert record_budget(settings) < producer_max_bytes(settings)
+    assert payload_max_bytes(settings) < producer_max_bytes(settings)
+
+
+def test_a_dead_letter_of_nuls_fits_in_bytes() -> None:
+    budget = record_budget(Settings())
+    dead = {"reason": "x", "platform": "reddit", "payload": "\u0000" * 262_144}
+    value = bounded_dead_letter(dead, budget)
+    assert len(value) <= budget
+    decoded = orjson.loads(value)
+    assert decoded["truncated"] is True and set(decoded["payload"]) == {"\u0000"}
+    small = bounded_dead_letter({"payload": "ok"}, budget)
+    assert orjson.loads(small) == {"payload": "ok"}
+
+
+def test_split_records_stay_within_the_budget() -> None:
+    rows = [["a" * 1000, i] for i in range(3000)]
+    for value in split_rows(b"{", {"i": rows, "c": []}, budget=100_000):
+        assert len(value) <= 100_000
+
+
+def test_envelope_problems_are_named() -> None:
+    good = ["c", "a", "reddit", "e", "comment"] + [None] * (len(INTERACTION_COLUMNS) - 5)
+    for i, name in enumerate(INTERACTION_COLUMNS):
+        if name in ("created_at", "ingested_at", "version"):
+            good[i] = 1
+        elif good[i] is None and name not in ("client_created_at", "edited_at"):
+            good[i] = ""
+    assert envelope_problem({"i": [good], "c": []}, INTERACTION_COLUMNS, CHANGE_COLUMNS) is None
+    assert "not an object" in envelope_problem([1], INTERACTION_COLUMNS, CHANGE_COLUMNS)  # type: ignore[operator]
+    assert "has 3 values" in envelope_problem({"i": [good[:3]]}, INTERACTION_COLUMNS, CHANGE_COLUMNS)  # type: ignore[operator]
+    assert "has 26 values" in envelope_problem({"i": [good + [1]]}, INTERACTION_COLUMNS, CHANGE_COLUMNS)  # type: ignore[operator]
+    assert "unknown parts" in envelope_problem({"i": [], "x": []}, INTERACTION_COLUMNS, CHANGE_COLUMNS)  # type: ignore[operator]
+    bad_time = list(good)
+    bad_time[INTERACTION_COLUMNS.index("created_at")] = "soon"
+    assert "created_at" in envelope_problem({"i": [bad_time]}, INTERACTION_COLUMNS, CHANGE_COLUMNS)  # type: ignore[operator]
