@@ -98,12 +98,17 @@ def test_a_record_that_raises_costs_one_dead_letter_not_its_batch(namespace: Nam
 @pytest.fixture
 def own_store(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A store of this test's own, so that it can be SIGSTOPped without stalling other tests."""
+    from streams.embedded.credentials import read_users, with_credentials
+
     log_path = tmp_path / "own-store.log"
     log = open(log_path, "ab")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "store", "--data-dir", str(tmp_path / "own")],
                             stdout=subprocess.PIPE, stderr=log, cwd=REPO)
     try:
-        yield first_line(proc, "the store", log_path), proc
+        url = first_line(proc, "the store", log_path)
+        users = read_users(tmp_path / "own")  # log in as users do (docs/store.md, Security)
+        assert users is not None, "the store wrote no store-credentials.json"
+        yield with_credentials(url, users.pipeline.name, users.pipeline.password), proc
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGCONT)
