@@ -43,11 +43,12 @@ from streams.ingest.simulate import SimEvent, Simulator
 from streams.kafka_admin import bootstrap_of
 from streams.normalize.base import AccountIndex
 from streams.normalize.records import RawRecord, normalize_records
+from streams.resources import example_clients
 from streams.settings import Settings
 from streams.store.client import connect
 from streams.topics import INTERACTIONS, raw_topic
 
-DEFAULT_CLIENTS = Path(__file__).resolve().parent.parent / "clients.example.toml"
+DEFAULT_CLIENTS = example_clients()
 
 
 Payload = tuple[str, bytes, str, str]  # platform, body, source, via account

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 from functools import cache
-from pathlib import Path
 from typing import Any
+
+from streams.resources import interaction_schema
 
 KINDS: tuple[str, ...] = ("post", "reply", "quote", "mention", "repost", "like", "follow", "dm")
 SIGNAL_KINDS: frozenset[str] = frozenset({"like", "repost", "follow"})
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "interaction.json"
+SCHEMA_PATH = interaction_schema()  # the checkout's schemas/ or the wheel's copy
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,9 +27,9 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from streams.grafana.alerts import DEFAULT_WEBHOOK_URL, FOLDER, alert_rules_file, notifications_file
 from streams.grafana.boards import DASHBOARDS
 from streams.grafana.panels import DATASOURCE_UID, PLUGIN_ID
+from streams.resources import example_clients, grafana_dir
 
-REPO = Path(__file__).resolve().parents[2]
-DEPLOY_DIR = REPO / "deploy" / "grafana"
+DEPLOY_DIR = grafana_dir()  # the checkout's deploy/grafana or the wheel's copy
 CONTAINER_DASHBOARDS = "/var/lib/grafana/dashboards/rapport"
 DATASOURCE_FILE = "provisioning/datasources/rapport.yaml"
 PROVIDER_FILE = "provisioning/dashboards/rapport.yaml"
@@ -138,7 +138,7 @@ def example_client_ids() -> list[str]:
     """The clients of clients.example.toml: the routes of the committed notification policy."""
     from streams.clients import load_clients
 
-    return [client.id for client in load_clients(REPO / "clients.example.toml").clients]
+    return [client.id for client in load_clients(example_clients()).clients]
 
 
 def committed() -> dict[str, str]:

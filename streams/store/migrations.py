@@ -10,15 +10,16 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources.abc import Traversable
 
 from clickhouse_connect.driver.client import Client
 
 from streams.errors import MigrationError
+from streams.resources import migrations_dir
 from streams.settings import Settings
 from streams.store.client import connect
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "schemas" / "migrations"
+MIGRATIONS_DIR: Traversable = migrations_dir()  # the checkout's schemas/ or the wheel's copy
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 _LEDGER_SQL = """
@@ -50,10 +51,10 @@ class Migration:
         return [s.strip() for s in re.split(r";\s*(?:\n|$)", body) if s.strip()]
 
 
-def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def load_migrations(directory: Traversable = MIGRATIONS_DIR) -> list[Migration]:
     """All migrations, ordered; numbers must be unique and names well-formed."""
     found: dict[int, Migration] = {}
-    for path in sorted(directory.glob("*.sql")):
+    for path in sorted((p for p in directory.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name):
         m = _NAME.match(path.name)
         if not m:
             raise MigrationError(f"{path}: migration files are named NNNN_name.sql")
@@ -65,7 +66,7 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 
 def migrate(url: str, settings: Settings, database: str | None = None,
-            directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+            directory: Traversable = MIGRATIONS_DIR) -> list[Migration]:
     """Apply what the database lacks (creating it first); return the migrations applied now."""
     database = database or settings.store_database
     if not re.fullmatch(r"[A-Za-z0-9_]+", database):
@@ -82,7 +83,7 @@ def migrate(url: str, settings: Settings, database: str | None = None,
         client.close()
 
 
-def _apply(client: Client, directory: Path) -> list[Migration]:
+def _apply(client: Client, directory: Traversable) -> list[Migration]:
     client.command(_LEDGER_SQL)
     rows = client.query(
         "SELECT number, argMax(checksum, applied_at) FROM schema_migrations GROUP BY number"
