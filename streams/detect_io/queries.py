@@ -15,8 +15,8 @@ costs more statements, never a statement the server refuses (QUERY_IS_TOO_LARGE)
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import orjson
 from clickhouse_connect.driver.client import Client as StoreClient
@@ -27,6 +27,7 @@ from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS, SIGNAL_KIND
 from streams.store.bounded import DEFAULT_MAX_QUERY_BYTES
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Statements stay under the client's bound (1 MiB by default); the server's parser limit
 # (256 KiB by default) is raised above any bound a client may be given.
@@ -61,37 +62,32 @@ def quote_list(values: Iterable[str]) -> str:
     return f"(SELECT arrayJoin(splitByChar('\\x1F', {quote(_SEP.join(items))})))"
 
 
-def chunked(values: Iterable[str], budget: int) -> Iterator[list[str]]:
-    """Sorted, de-duplicated ``values`` in runs whose quoted text stays within ``budget`` bytes."""
-    run: list[str] = []
+def _runs(items: Iterable[T], cost: Callable[[T], int], budget: int) -> Iterator[list[T]]:
+    """``items`` in order, in consecutive runs whose summed ``cost`` stays within ``budget``.
+
+    One item over the budget is a run of its own (its builder chunks what it holds).
+    """
+    run: list[T] = []
     size = 0
-    for value in sorted(set(values)):
-        cost = len(value.encode()) + 4  # quotes, separator, a little for escapes
-        if run and size + cost > budget:
+    for item in items:
+        item_cost = cost(item)
+        if run and size + item_cost > budget:
             yield run
             run, size = [], 0
-        run.append(value)
-        size += cost
+        run.append(item)
+        size += item_cost
     if run:
         yield run
 
 
-def packed(terms: Iterable[str], budget: int) -> Iterator[list[str]]:
-    """``terms`` grouped so that each group's joined text stays within ``budget`` bytes.
+def chunked(values: Iterable[str], budget: int) -> Iterator[list[str]]:
+    """Sorted, de-duplicated ``values`` in runs whose quoted text stays within ``budget`` bytes."""
+    return _runs(sorted(set(values)), lambda v: len(v.encode()) + 4, budget)  # quotes, separator, escapes
 
-    A single term over the budget is a group of its own (its builder chunks what it holds).
-    """
-    group: list[str] = []
-    size = 0
-    for term in terms:
-        cost = len(term.encode()) + 4
-        if group and size + cost > budget:
-            yield group
-            group, size = [], 0
-        group.append(term)
-        size += cost
-    if group:
-        yield group
+
+def packed(terms: Iterable[str], budget: int) -> Iterator[list[str]]:
+    """``terms`` grouped, in order, so that each group's joined text stays within ``budget`` bytes."""
+    return _runs(terms, lambda t: len(t.encode()) + 4, budget)  # " OR " between terms
 
 
 def _select_list(cols: Sequence[str], blank: frozenset[str] = frozenset()) -> str:
@@ -113,17 +109,7 @@ _MENTIONED = INTERACTION_COLUMNS.index("mentioned_ids")
 
 def _minute_runs(minutes: list[int], budget: int) -> Iterator[list[int]]:
     """Sorted minute numbers in runs whose rendered list stays within ``budget`` bytes."""
-    run: list[int] = []
-    size = 0
-    for minute in minutes:
-        cost = len(str(minute)) + 2
-        if run and size + cost > budget:
-            yield run
-            run, size = [], 0
-        run.append(minute)
-        size += cost
-    if run:
-        yield run
+    return _runs(minutes, lambda m: len(str(m)) + 2, budget)
 
 
 def _account(client_id: str, account_id: str) -> str:

@@ -14,7 +14,16 @@ import pytest
 from streams.embedded.children import first_line
 from streams.embedded.ports import free_port
 from streams.embedded.stackfile import read_stack
-from tests.support.procs import CASE_VAR, case_env, descendants, pids_gone, rapport_popen, wait_for_stack, wait_gone
+from tests.support.procs import (
+    CASE_VAR,
+    case_env,
+    descendants,
+    ended,
+    pids_gone,
+    rapport_popen,
+    wait_for_stack,
+    wait_gone,
+)
 from tests.support.stack import REPO
 
 pytestmark = pytest.mark.e2e
@@ -23,9 +32,8 @@ pytestmark = pytest.mark.e2e
 def test_broker_child_dies_with_sigkilled_parent(tmp_path: Path) -> None:
     log = tmp_path / "broker.log"
     with case_env() as env, open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "broker", "--data-dir", str(tmp_path)],
-                                stdout=subprocess.PIPE, stderr=err, cwd=REPO, env=env)
-        try:
+        with ended(subprocess.Popen([sys.executable, "-m", "streams.cli", "broker", "--data-dir", str(tmp_path)],
+                                    stdout=subprocess.PIPE, stderr=err, cwd=REPO, env=env)) as proc:
             url = first_line(proc, "rapport broker", log)
             assert url.startswith("kafka://127.0.0.1:")
             kids = descendants(proc.pid)
@@ -34,10 +42,6 @@ def test_broker_child_dies_with_sigkilled_parent(tmp_path: Path) -> None:
             proc.wait()
             assert pids_gone(kids) == set()
             assert wait_gone(CASE_VAR, env[CASE_VAR]) == {}
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
 
 
 def test_up_children_die_when_up_is_sigkilled(tmp_path: Path) -> None:
@@ -52,9 +56,8 @@ def test_up_children_die_when_up_is_sigkilled(tmp_path: Path) -> None:
     base = {k: v for k, v in os.environ.items() if not k.startswith("RAPPORT_")}
     base["RAPPORT_BLUESKY_JETSTREAM_URL"] = f"ws://127.0.0.1:{free_port()}/subscribe"
     with case_env(base) as env:
-        proc = rapport_popen(["up", "--data-dir", str(data), "--clients", str(REPO / "clients.example.toml")],
-                             log, env)
-        try:
+        with ended(rapport_popen(["up", "--data-dir", str(data), "--clients", str(REPO / "clients.example.toml")],
+                                 log, env)) as proc:
             wait_for_stack(proc, data, log)
             kids = descendants(proc.pid)
             assert len(kids) >= 4  # store, broker, worker, the bluesky agent
@@ -68,10 +71,6 @@ def test_up_children_die_when_up_is_sigkilled(tmp_path: Path) -> None:
             assert pids_gone(kids) == set()
             assert wait_gone(CASE_VAR, env[CASE_VAR]) == {}
             assert read_stack(data) is None  # a stale stack file is not taken for a running stack
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
 
 
 STUBBORN_CHILD = """
@@ -95,19 +94,14 @@ time.sleep(600)
 def test_a_child_whose_stop_hangs_still_dies_with_its_starter(tmp_path: Path) -> None:
     """The death signal is a SIGTERM; a child that cannot finish its stop exits by its watchdog."""
     with case_env() as env:
-        parent = subprocess.Popen([sys.executable, "-c", PARENT, STUBBORN_CHILD], stdout=subprocess.PIPE,
-                                  cwd=REPO, env=env)
-        try:
+        with ended(subprocess.Popen([sys.executable, "-c", PARENT, STUBBORN_CHILD], stdout=subprocess.PIPE,
+                                    cwd=REPO, env=env)) as parent:
             assert parent.stdout is not None
             child = int(parent.stdout.readline())
             parent.kill()
             parent.wait()
             assert pids_gone({child}, timeout_s=15) == set()
             assert wait_gone(CASE_VAR, env[CASE_VAR]) == {}
-        finally:
-            if parent.poll() is None:
-                parent.kill()
-                parent.wait()
 
 
 def test_a_worker_started_for_a_gone_supervisor_stops(tmp_path: Path) -> None:
@@ -119,11 +113,6 @@ def test_a_worker_started_for_a_gone_supervisor_stops(tmp_path: Path) -> None:
         env["RAPPORT_CLIENTS"] = str(REPO / "clients.example.toml")
         env["RAPPORT_DATA_DIR"] = str(tmp_path / "data")
         log = tmp_path / "worker.log"
-        proc = rapport_popen(["worker"], log, env)
-        try:
+        with ended(rapport_popen(["worker"], log, env)) as proc:
             proc.wait(60)
             assert "is gone; stopping" in log.read_text()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()

@@ -21,7 +21,7 @@ import pytest
 from streams.clients import load_clients
 from streams.embedded.stackfile import read_stack
 from streams.ingest.simulate import Simulator
-from tests.support.procs import CASE_VAR, case_env, rapport_popen, tagged, wait_gone
+from tests.support.procs import CASE_VAR, case_env, ended, rapport_popen, tagged, wait_gone
 from tests.support.stack import REPO
 
 pytestmark = pytest.mark.e2e
@@ -67,34 +67,24 @@ def test_replay_drain_stops_its_stack_on_signal(tmp_path: Path, sig: signal.Sign
     data, log = tmp_path / "data", tmp_path / "replay.log"
     lines = _reddit_file(tmp_path / "reddit.jsonl", 20_000)
     with case_env() as env:
-        proc = rapport_popen(["replay", str(lines), "--platform", "reddit", "--source", "listen:r/acme", "--drain",
-                              "--data-dir", str(data), "--clients", str(CLIENTS)], log, env)
-        try:
+        with ended(rapport_popen(["replay", str(lines), "--platform", "reddit", "--source", "listen:r/acme", "--drain",
+                                  "--data-dir", str(data), "--clients", str(CLIENTS)], log, env)) as proc:
             _wait("a started stack", lambda: read_stack(data) is not None, proc, log)
             _signal_and_check(proc, sig, env[CASE_VAR], log)
             assert read_stack(data) is None
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
 
 
 @pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
 def test_demo_stops_its_stack_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
     data, log = tmp_path / "data", tmp_path / "demo.log"
     with case_env() as env:
-        proc = rapport_popen(["demo", "--headless", "--duration", "600", "--rate", "20",
-                              "--data-dir", str(data), "--clients", str(CLIENTS)], log, env)
-        try:
+        with ended(rapport_popen(["demo", "--headless", "--duration", "600", "--rate", "20",
+                                  "--data-dir", str(data), "--clients", str(CLIENTS)], log, env)) as proc:
             _wait("a first board line", lambda: BOARD_LINE.search(log.read_text()) is not None, proc, log)
             _signal_and_check(proc, sig, env[CASE_VAR], log)
             assert read_stack(data) is None
             if sig != signal.SIGHUP:  # a closed terminal has nobody to read the summary
                 assert "summary:" in log.read_text()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
 
 
 @pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
@@ -104,13 +94,8 @@ def test_bench_stops_its_stack_on_signal(tmp_path: Path, sig: signal.Signals) ->
     tmp.mkdir()
     with case_env() as env:
         env["TMPDIR"] = str(tmp)  # the bench's own data dir lands here: it must be gone too
-        proc = rapport_popen(["bench", "--events", "20000", "--clients", str(CLIENTS),
-                              "--data-dir", str(tmp_path / "data")], log, env)
-        try:
+        with ended(rapport_popen(["bench", "--events", "20000", "--clients", str(CLIENTS),
+                                  "--data-dir", str(tmp_path / "data")], log, env)) as proc:
             _wait("the bench's stack", lambda: _stack_of_own(env[CASE_VAR]), proc, log, timeout_s=180)
             _signal_and_check(proc, sig, env[CASE_VAR], log)
             assert list(tmp.iterdir()) == []
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()

@@ -116,6 +116,17 @@ def case_env(base: dict[str, str] | None = None) -> Iterator[dict[str, str]]:
         kill_all(tagged(CASE_VAR, env[CASE_VAR]))
 
 
+@contextmanager
+def ended(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """``proc`` for the block; killed on the way out if it still runs, whatever the block did."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def rapport_popen(args: list[str], log: Path, env: dict[str, str], **kw: object) -> subprocess.Popen[bytes]:
     """``python -m streams.cli ARGS`` from the repository, output appended to ``log``."""
     with open(log, "ab") as out:
