@@ -204,9 +204,9 @@ def _normalize_record(rec: RawRecord, index: AccountIndex, now_ms: int, out: Nor
             env = envelopes.get(key) or _envelope(envelopes, key)
             env["i"].append(row)
         for row in changes:
-            key = f"{row[6]}:{row[7]}" if row[6] else UNATTRIBUTED_KEY + row[0]
-            env = envelopes.get(key) or _envelope(envelopes, key)
-            env["c"].append(row)
+            for key in _change_keys(row, index):
+                env = envelopes.get(key) or _envelope(envelopes, key)
+                env["c"].append(row)
         expected = len(interactions) + len(changes)
         out.events_out += expected
         archive([
@@ -287,6 +287,22 @@ def _rows_of(outcome: Normalized | Skipped) -> tuple[list[Row], list[Row], str |
     if isinstance(outcome, Skipped):
         return [], [], outcome.reason
     return [interaction_row(i) for i in outcome.interactions], [change_row(c) for c in outcome.changes], None
+
+
+def _change_keys(row: Row, index: AccountIndex) -> list[str]:
+    """The envelope keys of a change row: its account's, or every tracked account's of its platform.
+
+    An unattributed change (a Mastodon delete names only the status id) must reach the
+    detection state of every account it may concern, and that state lives in the account's
+    partition, on whichever worker owns it: keyed by one account it would reach one worker
+    only (found by `rapport chaos` with two workers). Each copy is the same row, so the
+    store keeps one (``changes`` is a ReplacingMergeTree) and applying it twice changes
+    nothing.
+    """
+    if row[6]:
+        return [f"{row[6]}:{row[7]}"]
+    refs = index.all_on(row[0])
+    return sorted({f"{r.client_id}:{r.account_id}" for r in refs}) or [UNATTRIBUTED_KEY + row[0]]
 
 
 def _envelope(envelopes: dict[str, dict[str, list[list[Any]]]], key: str) -> dict[str, list[list[Any]]]:

@@ -170,3 +170,25 @@ def test_deleted_status_notifications_are_counted_as_skips_in_a_batch() -> None:
         assert out.skipped == len(bodies), fast
         assert sum(out.skip_reasons.values()) == len(bodies)
         assert all("status was deleted" in reason for reason in out.skip_reasons), out.skip_reasons
+
+
+def test_an_unattributed_delete_reaches_every_tracked_account_of_its_platform() -> None:
+    """Detection state lives in each account's partition: one copy of the change per account key."""
+    from streams.clients import load_clients
+    from streams.normalize.base import AccountIndex
+    from streams.normalize.records import RawRecord, normalize_records
+    from tests.support.stack import REPO
+
+    clients = load_clients(REPO / "clients.example.toml")
+    idx = AccountIndex.build(clients)
+    mastodon = sorted(f"{c.id}:{a.account_id}" for c, a in clients.accounts() if a.platform == "mastodon")
+    assert mastodon
+    body = b'{"event":"delete","payload":"113000000000000002"}'
+    rec = RawRecord("raw.mastodon", 0, 0, "mastodon", body, {"source": "stream", "received_at": "1790000000000"}, 5)
+    out = normalize_records([rec], idx, 1_790_000_001_000)
+    keyed = sorted(k for k, env in out.envelopes.items() if env["c"])
+    assert keyed == mastodon
+    rows = [env["c"][0] for env in out.envelopes.values() if env["c"]]
+    assert all(row == rows[0] for row in rows)  # the same row each time: the store keeps one
+    assert rows[0][6] == "" and rows[0][7] == ""  # still unattributed
+    assert out.events_out == 1  # the archive expects one change, not one per copy
