@@ -30,7 +30,7 @@ from streams.embedded.credentials import load_or_create
 from streams.embedded.store import StoreServer
 from streams.settings import Settings
 from streams.store.client import connect
-from tests.support.detect_check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
+from streams.chaos.check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
 from tests.support.stack import REPO
 
 pytestmark = pytest.mark.e2e

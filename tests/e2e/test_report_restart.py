@@ -28,7 +28,7 @@ from streams.settings import Settings
 from streams.store.client import connect
 from streams.topics import INTERACTIONS, raw_topic
 from tests.e2e.test_report_reddit import rapport_cmd
-from tests.support.detect_check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
+from streams.chaos.check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
 from tests.support.procs import descendants, pids_gone, wait_for_stack
 from tests.support.stack import REPO
 

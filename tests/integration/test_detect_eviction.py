@@ -21,7 +21,7 @@ from streams.normalize.base import AccountIndex
 from streams.normalize.records import RawRecord, normalize_records
 from streams.store.client import connect
 from streams.store.writer import TableWriter
-from tests.support.detect_check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
+from streams.chaos.check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
 from tests.support.stack import Namespace
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ from streams.settings import Settings
 from streams.store.client import connect
 from streams.store.migrations import migrate
 from streams.topics import full_names
-from tests.support.detect_check import diff, rollup_rows, rollup_truth, stored_rows
+from streams.chaos.check import diff, rollup_rows, rollup_truth, stored_rows
 from tests.support.stack import REPO, Namespace, stop_process, unique_name
 
 pytestmark = pytest.mark.integration
