@@ -49,7 +49,6 @@ from streams.topics import INTERACTIONS, raw_topic
 
 START_MS = 1_790_000_000_000  # simulated event time starts here: same seed, same payloads
 FAULT_GAP_S = 15.0  # the traffic lasts at least this long per fault, so faults do not pile up
-WORKERS = 2
 REPLAY_ATTEMPTS = 3
 
 
@@ -232,7 +231,8 @@ def verdict(run: Run, clients: ClientsFile, traffic: Traffic, store_url: str) ->
             "dead_letters": dead, "dead_letters_expected": traffic.dead_letters}
 
 
-def run_chaos(settings: Settings, *, events: int, faults: int, seed: int, rate: float, console: Console) -> int:
+def run_chaos(settings: Settings, *, events: int, faults: int, seed: int, rate: float, console: Console,
+              workers: int = 2) -> int:
     if events < 1 or faults < 0 or rate <= 0:
         raise ConfigError("--events must be positive, --faults non-negative, --rate positive")
     if settings.clients is None:
@@ -249,13 +249,13 @@ def run_chaos(settings: Settings, *, events: int, faults: int, seed: int, rate: 
     traffic = prepare(clients, events, seed, work)
     span = max(events / rate, faults * FAULT_GAP_S)
     schedule = plan_faults(faults, seed, span)
-    run = Run(settings, clients_path, console, UpProcess(data, clients_path, WORKERS, work / "up.log"), work)
+    run = Run(settings, clients_path, console, UpProcess(data, clients_path, workers, work / "up.log"), work)
     run.say(f"{events} events over {len(traffic.files)} platform(s), {len(traffic.truth)} interactions expected, "
             f"{faults} faults over ~{span:.0f}s: {', '.join(f'{f.kind}@{f.at_s:.0f}s' for f in schedule)}")
     with stop_on_signals():  # SIGTERM/SIGHUP stop like Ctrl-C: the finally below kills what we started
         try:
             run.up.start()
-            run.say(f"rapport up --workers {WORKERS} runs on {data}")
+            run.say(f"rapport up --workers {workers} runs on {data}")
             feed(run, traffic, schedule, span)
             run.say("traffic and faults done; final drain")
             result = verdict(run, clients, traffic, run.final_drain())
