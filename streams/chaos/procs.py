@@ -78,8 +78,11 @@ def child_env() -> dict[str, str]:
 
 
 def rapport(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    """``python -m streams.cli ARGS`` in a session of its own, dying with us (PDEATHSIG)."""
-    with signals_deferred(), open(log, "ab") as out:  # a stop signal waits until the child is recorded
+    """``python -m streams.cli ARGS`` in a session of its own, dying with us (PDEATHSIG).
+
+    Call it inside :func:`signals_deferred` together with recording the result, so a stop
+    signal cannot land between the two."""
+    with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "streams.cli", *args], stdout=out, stderr=out,
                                 stdin=subprocess.DEVNULL, cwd=REPO, env=child_env(),
                                 start_new_session=True, preexec_fn=die_with_parent)
@@ -102,8 +105,9 @@ class UpProcess:
         self.known: set[int] = set()  # every child ever seen (Tansu is not in up's group)
 
     def start(self, timeout_s: float = 300.0) -> None:
-        self.proc = rapport(["up", "--workers", str(self.workers), "--no-ingest", "--data-dir", str(self.data_dir),
-                             "--clients", str(self.clients)], self.log)
+        with signals_deferred():  # recorded before a stop signal can interrupt
+            self.proc = rapport(["up", "--workers", str(self.workers), "--no-ingest", "--data-dir",
+                                 str(self.data_dir), "--clients", str(self.clients)], self.log)
         proc = self.proc
 
         def ready() -> bool:

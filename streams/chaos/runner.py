@@ -39,7 +39,7 @@ from streams.chaos.procs import UpProcess, rapport, signal_pid
 from streams.chaos.truth import Key, expected
 from streams.clients import PLATFORMS, ClientsFile, load_clients
 from streams.drain import wait_drained
-from streams.embedded.lifecycle import stop_on_signals
+from streams.embedded.lifecycle import signals_deferred, stop_on_signals
 from streams.embedded.stackfile import read_stack
 from streams.errors import ConfigError, StackError
 from streams.normalize.base import AccountIndex
@@ -164,10 +164,11 @@ def feed(run: Run, traffic: Traffic, schedule: list[Fault], span_s: float) -> No
                 attempts[platform] += 1
                 lines = max(1, traffic.lines[platform])
                 run.say(f"replaying {path.name} ({lines} lines, attempt {attempts[platform]})")
-                replays[platform] = rapport(
-                    ["replay", str(path), "--platform", platform, "--drain", "--rate", f"{lines / span_s:.2f}",
-                     "--data-dir", str(run.settings.data_dir), "--clients", str(run.clients_path)],
-                    run.work / f"replay-{platform}.log")
+                with signals_deferred():  # recorded before a stop signal can interrupt
+                    replays[platform] = rapport(
+                        ["replay", str(path), "--platform", platform, "--drain", "--rate", f"{lines / span_s:.2f}",
+                         "--data-dir", str(run.settings.data_dir), "--clients", str(run.clients_path)],
+                        run.work / f"replay-{platform}.log")
             for platform, replay in list(replays.items()):
                 if replay.poll() is None:
                     continue

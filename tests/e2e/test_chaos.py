@@ -55,3 +55,29 @@ def test_chaos_small_seeded_run_loses_and_duplicates_nothing(tmp_path: Path) -> 
     assert proc.returncode == 0, log
     assert not left, left
     assert read_stack(data) is None
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_chaos_stopped_by_a_signal_leaves_nothing_running(tmp_path: Path, sig: int) -> None:
+    data = tmp_path / "data"
+    with case_env() as env, open(tmp_path / "chaos.err", "wb") as err_out:
+        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "chaos", "--events", "3000", "--faults", "0",
+                                 "--rate", "20", "--data-dir", str(data), "--clients", str(CLIENTS)],
+                                stdout=subprocess.PIPE, stderr=err_out, stdin=subprocess.DEVNULL, cwd=REPO, env=env)
+        try:
+            deadline = 300
+            while read_stack(data) is None and deadline > 0 and proc.poll() is None:
+                subprocess.run(["sleep", "0.5"], check=True)
+                deadline -= 0.5
+            assert proc.poll() is None, (tmp_path / "chaos.err").read_text()[-3000:]
+            assert read_stack(data) is not None
+            proc.send_signal(sig)
+            proc.wait(180)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        left = wait_gone(CASE_VAR, env[CASE_VAR], timeout_s=30.0)
+    assert proc.returncode != 0  # interrupted: no verdict
+    assert not left, left
+    assert read_stack(data) is None
