@@ -226,6 +226,26 @@ def bench(data_dir: DataDir = None, clients: ClientsOpt = None,
         run_bench(settings, events=events, console=err)
 
 
+@app.command()
+def chaos(data_dir: DataDir = None, clients: ClientsOpt = None,
+          events: Annotated[int, typer.Option(help="Simulated events to send.")] = 20_000,
+          faults: Annotated[int, typer.Option(help="Faults to inject (every kind once when >= 5).")] = 6,
+          seed: Annotated[int, typer.Option(help="Seed of the traffic and the fault plan.")] = 0,
+          rate: Annotated[float, typer.Option(
+              help="Events per second sent (the run lasts at least 15 s per fault).")] = 1000.0,
+          workers: Annotated[int, typer.Option(min=1, help="Worker processes of the stack.")] = 2) -> None:
+    """Fault harness: traffic + hostile payloads through `rapport up --workers 2` while workers,
+    the store, the broker and the whole stack are killed or stopped; then the store is compared
+    with the truth. Last stdout line: one JSON object; exit 0 only when nothing is lost or
+    duplicated and every detection table equals its recomputation."""
+    from streams.chaos.runner import run_chaos
+
+    with _friendly():
+        settings = _settings(data_dir, clients)
+        raise typer.Exit(run_chaos(settings, events=events, faults=faults, seed=seed, rate=rate, console=err,
+                                         workers=workers))
+
+
 def _mount_sub_apps() -> None:
     from streams.grafana.cli import grafana_app
     from streams.ingest.cli import ingest_app

@@ -25,12 +25,12 @@ from rich.console import Console
 
 from streams.board.queries import read_board
 from streams.board.render import render, summary_lines
+from streams.chaos.check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
 from streams.clients import load_clients
 from streams.embedded.credentials import load_or_create
 from streams.embedded.store import StoreServer
 from streams.settings import Settings
 from streams.store.client import connect
-from tests.support.detect_check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
 from tests.support.stack import REPO
 
 pytestmark = pytest.mark.e2e

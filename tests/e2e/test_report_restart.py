@@ -19,6 +19,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from streams.chaos.check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
 from streams.clients import PLATFORMS, load_clients
 from streams.drain import wait_drained
 from streams.embedded.stackfile import read_stack
@@ -28,7 +29,6 @@ from streams.settings import Settings
 from streams.store.client import connect
 from streams.topics import INTERACTIONS, raw_topic
 from tests.e2e.test_report_reddit import rapport_cmd
-from tests.support.detect_check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
 from tests.support.procs import descendants, pids_gone, wait_for_stack
 from tests.support.stack import REPO
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from streams.chaos.plan import nested_arrays, nested_objects
 from streams.ingest.publisher import Publisher
 from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS
 from streams.kafka_admin import high_watermarks
@@ -21,15 +22,6 @@ from tests.integration.test_batch_commit import comment, expected_keys, stored_k
 from tests.support.stack import Namespace
 
 pytestmark = pytest.mark.integration
-
-
-def nested_objects(depth: int) -> bytes:
-    return b'{"a":' * depth + b"1" + b"}" * depth
-
-
-def nested_arrays(depth: int) -> bytes:
-    """A payload that is an array nested ``depth`` deep, inside a one-payload array line."""
-    return b"[" + b"[" * depth + b"1" + b"]" * depth + b"]"
 
 
 def good_row() -> list[object]:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from streams.chaos.check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
 from streams.clients import load_clients
 from streams.detect_io.queries import DetectStore
 from streams.ingest.publisher import Publisher
 from streams.ingest.simulate import Simulator
 from streams.store.bounded import QueryTooLargeError
 from streams.store.client import connect
-from tests.support.detect_check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
 from tests.support.stack import Namespace
 
 pytestmark = pytest.mark.integration

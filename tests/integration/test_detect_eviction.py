@@ -11,6 +11,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from streams.chaos.check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
 from streams.clients import load_clients
 from streams.detect_io.engine import Batch, Detector, Output
 from streams.detect_io.queries import DetectStore
@@ -21,7 +22,6 @@ from streams.normalize.base import AccountIndex
 from streams.normalize.records import RawRecord, normalize_records
 from streams.store.client import connect
 from streams.store.writer import TableWriter
-from tests.support.detect_check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
 from tests.support.stack import Namespace
 
 pytestmark = pytest.mark.integration

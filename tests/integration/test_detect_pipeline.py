@@ -10,12 +10,12 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from streams.chaos.check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
 from streams.clients import load_clients
 from streams.ingest.publisher import Publisher
 from streams.ingest.simulate import Simulator
 from streams.kafka_admin import bootstrap_of, high_watermarks
 from streams.store.client import connect
-from tests.support.detect_check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
 from tests.support.stack import Namespace, wait_until
 
 pytestmark = pytest.mark.integration

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from streams.chaos.check import diff, rollup_rows, rollup_truth, stored_rows
 from streams.clients import load_clients
 from streams.embedded.broker import Broker
 from streams.ingest.publisher import Publisher
@@ -20,7 +21,6 @@ from streams.settings import Settings
 from streams.store.client import connect
 from streams.store.migrations import migrate
 from streams.topics import full_names
-from tests.support.detect_check import diff, rollup_rows, rollup_truth, stored_rows
 from tests.support.stack import REPO, Namespace, stop_process, unique_name
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""Reading detection results back from the store and recomputing them (tests only).
+"""Reading detection results back from the store and recomputing them (the tests and `rapport chaos`).
 
 The reference is :func:`streams.detect.batch.recompute` over the interactions and changes
 read back from the store, per account, at the account's final event-time watermark (its
@@ -52,7 +52,7 @@ def expected_rows(clients: ClientsFile, client: StoreClient) -> Rows:
         upd = recompute(c, acc.account_id, msgs, mine, wm)
         for spec, rows in zip(TABLES, (upd.threads, upd.conversations, upd.connections, upd.responses,
                                        upd.alerts), strict=True):
-            out[spec.name].update(astuple(r) for r in rows)  # type: ignore[arg-type]
+            out[spec.name].update(astuple(r) for r in rows)  # type: ignore[arg-type,call-overload]
     return out
 
 
@@ -100,3 +100,13 @@ def diff(want: Rows, got: Rows, limit: int = 5) -> str:
                          f"(want {len(want[table])}, got {len(got.get(table, set()))})")
             lines += [f"  - {r}" for r in missing[:limit]] + [f"  + {r}" for r in extra[:limit]]
     return "\n".join(lines)
+
+
+def interaction_keys(client: StoreClient) -> tuple[int, set[tuple[str, str, str, str]]]:
+    """``interactions FINAL``: its row count and its distinct keys (sort key)."""
+    rows = client.query("SELECT client_id, account_id, platform, event_id FROM interactions FINAL").result_rows
+    return len(rows), {tuple(str(v) for v in r) for r in rows}  # type: ignore[misc]
+
+
+def dead_letter_count(client: StoreClient) -> int:
+    return int(client.query("SELECT count() FROM raw_events FINAL WHERE outcome = 'dead'").result_rows[0][0])

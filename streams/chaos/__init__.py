@@ -1,0 +1,1 @@
+"""`rapport chaos`: a fault harness over real processes (plan, truth, check, runner)."""

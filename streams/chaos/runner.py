@@ -1,0 +1,270 @@
+"""`rapport chaos`: traffic through a real `rapport up --workers 2`, faults at seeded moments.
+
+The traffic is one JSONL file per platform (simulated payloads, hostile lines mixed into
+the busiest one), each fed by a `rapport replay --drain` process against the running stack,
+all at once, each paced to last the run's span; a replay reconnects through stack.json when the stack is restarted and
+publishes again whatever the archive lacks. Faults (streams/chaos/plan.py) land at seeded
+moments while the stack is healthy; after the last one and a final drain, the store is
+compared with the truth (streams/chaos/truth.py, streams/chaos/check.py). Progress goes to
+stderr; the last stdout line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+
+from streams.chaos.check import (
+    dead_letter_count,
+    diff,
+    expected_rows,
+    interaction_keys,
+    rollup_rows,
+    rollup_truth,
+    stored_rows,
+)
+from streams.chaos.plan import Fault, hostile_payloads, mix_in, plan_faults
+from streams.chaos.procs import UpProcess, rapport, signal_pid
+from streams.chaos.truth import Key, expected
+from streams.clients import PLATFORMS, ClientsFile, load_clients
+from streams.drain import wait_drained
+from streams.embedded.lifecycle import signals_deferred, stop_on_signals
+from streams.embedded.stackfile import read_stack
+from streams.errors import ConfigError, StackError
+from streams.normalize.base import AccountIndex
+from streams.settings import Settings
+from streams.store.client import connect
+from streams.topics import INTERACTIONS, raw_topic
+
+START_MS = 1_790_000_000_000  # simulated event time starts here: same seed, same payloads
+FAULT_GAP_S = 15.0  # the traffic lasts at least this long per fault, so faults do not pile up
+REPLAY_ATTEMPTS = 3
+
+
+@dataclass
+class Traffic:
+    files: dict[str, Path]
+    lines: dict[str, int]
+    events: int
+    truth: set[Key]
+    dead_letters: int  # hostile lines + any simulated payload the normalizers refuse
+
+
+def prepare(clients: ClientsFile, events: int, seed: int, work: Path) -> Traffic:
+    """Write the traffic files and work out what the store must hold after them."""
+    from streams.ingest.simulate import Simulator
+
+    by_platform: dict[str, list[bytes]] = {}
+    for ev in Simulator(clients, seed=seed, start_ms=START_MS).events(events):
+        by_platform.setdefault(ev.platform, []).append(orjson.dumps(ev.payload))
+    if not by_platform:
+        raise ConfigError("the clients file tracks no account: nothing to simulate")
+    busiest = max(by_platform, key=lambda p: len(by_platform[p]))
+    hostile = [line for _, line in hostile_payloads()]
+    index = AccountIndex.build(clients)
+    truth: set[Key] = set()
+    dead = len(hostile)
+    files: dict[str, Path] = {}
+    for platform in sorted(by_platform, key=PLATFORMS.index):
+        lines = by_platform[platform]
+        keys, refused = expected(platform, lines, index, START_MS)
+        truth |= keys
+        dead += refused
+        if platform == busiest:
+            lines = mix_in(lines, hostile, seed)
+        files[platform] = work / f"{platform}.jsonl"
+        files[platform].write_bytes(b"\n".join(lines) + b"\n")
+    return Traffic(files, {p: len(v) for p, v in by_platform.items()}, events, truth, dead)
+
+
+@dataclass
+class Run:
+    settings: Settings
+    clients_path: Path
+    console: Console
+    up: UpProcess
+    work: Path
+    injected: list[str] = field(default_factory=list)
+
+    def say(self, text: str) -> None:
+        self.console.print(f"[bold]chaos[/bold] {text}")
+
+    def inject(self, fault: Fault) -> None:
+        kind = fault.kind
+        if kind in ("worker_kill", "worker_term"):
+            workers = self.up.pids("worker")
+            pid = workers[fault.target % len(workers)]
+            sig = signal.SIGKILL if kind == "worker_kill" else signal.SIGTERM
+            self.say(f"{kind}: {signal.Signals(sig).name} worker {pid}")
+            signal_pid(pid, sig)
+        elif kind == "store_stop":
+            (pid,) = self.up.pids("store")
+            self.say(f"store_stop: SIGSTOP store {pid} for {fault.pause_s:.1f}s")
+            signal_pid(pid, signal.SIGSTOP)
+            try:
+                time.sleep(fault.pause_s)
+            finally:
+                signal_pid(pid, signal.SIGCONT)
+        elif kind == "broker_kill":
+            (pid,) = self.up.pids("broker")
+            self.say(f"broker_kill: SIGKILL broker {pid}; rapport up must stop loudly")
+            signal_pid(pid, signal.SIGKILL)
+            if self.up.wait_exit(90.0):
+                self.say(f"rapport up stopped ({self.up.proc.returncode if self.up.proc else '?'})")
+                self.up.reap_children()
+            else:
+                self.say("[red]rapport up did not stop 90 s after its broker died; killing it[/red]")
+                self.up.kill()
+            self.restart()
+        elif kind == "stack_kill":
+            self.say("stack_kill: SIGKILL rapport up and every child")
+            self.up.kill()
+            self.restart()
+        else:  # pragma: no cover - plan_faults draws from FAULT_KINDS only
+            raise ValueError(kind)
+        self.injected.append(kind)
+
+    def restart(self) -> None:
+        time.sleep(1.0)
+        self.up.start()
+        self.say("rapport up started again on the same data dir")
+
+    def final_drain(self) -> str:
+        info = read_stack(self.settings.data_dir)
+        if info is None:
+            raise StackError("no stack runs for the final drain")
+        stages = [[self.settings.topic(raw_topic(p)) for p in PLATFORMS], [self.settings.topic(INTERACTIONS)]]
+        wait_drained(info.broker_url, self.settings.app_id, stages, timeout_s=1800.0, alive=self.up.running)
+        return info.store_url
+
+
+def feed(run: Run, traffic: Traffic, schedule: list[Fault], span_s: float) -> None:
+    """Replay every file (all at once, each paced to last ``span_s``) while the faults land;
+    returns once every replay has drained and every fault is injected."""
+    queue = list(traffic.files.items())
+    pending = list(schedule)
+    attempts: Counter[str] = Counter()
+    replays: dict[str, subprocess.Popen[bytes]] = {}
+    t0 = time.monotonic()
+    try:
+        while queue or replays or pending:
+            while queue:
+                platform, path = queue.pop(0)
+                attempts[platform] += 1
+                lines = max(1, traffic.lines[platform])
+                run.say(f"replaying {path.name} ({lines} lines, attempt {attempts[platform]})")
+                with signals_deferred():  # recorded before a stop signal can interrupt
+                    replays[platform] = rapport(
+                        ["replay", str(path), "--platform", platform, "--drain", "--rate", f"{lines / span_s:.2f}",
+                         "--data-dir", str(run.settings.data_dir), "--clients", str(run.clients_path)],
+                        run.work / f"replay-{platform}.log")
+            for platform, replay in list(replays.items()):
+                if replay.poll() is None:
+                    continue
+                del replays[platform]
+                if replay.returncode == 0:
+                    run.say(f"replay of {platform} drained")
+                    continue
+                if attempts[platform] >= REPLAY_ATTEMPTS:
+                    raise StackError(f"replay of {platform} exited {replay.returncode} {attempts[platform]} "
+                                     f"times; see {run.work}/replay-{platform}.log")
+                run.say(f"[red]replay of {platform} exited {replay.returncode}; starting it again[/red]")
+                queue.append((platform, traffic.files[platform]))
+            if pending and time.monotonic() - t0 >= pending[0].at_s and run.up.healthy():
+                run.inject(pending.pop(0))
+            elif not run.up.running():
+                code = run.up.proc.returncode if run.up.proc else None
+                run.say(f"[red]rapport up stopped without a fault of ours (exit {code}); starting it again[/red]")
+                run.up.reap_children()
+                run.restart()
+            time.sleep(0.2)
+    finally:
+        for replay in replays.values():
+            if replay.poll() is None:
+                with_group_kill(replay)
+
+
+def with_group_kill(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+
+
+def verdict(run: Run, clients: ClientsFile, traffic: Traffic, store_url: str) -> dict[str, Any]:
+    client = connect(store_url, run.settings)
+    try:
+        final_count, keys = interaction_keys(client)
+        want, got = expected_rows(clients, client), stored_rows(client)
+        rollups_want, rollups_got = rollup_truth(client), rollup_rows(client)
+        dead = dead_letter_count(client)
+    finally:
+        client.close()
+    lost = traffic.truth - keys
+    unexpected = keys - traffic.truth
+    duplicated = (final_count - len(keys)) + len(unexpected)
+    tables = diff(want, got)
+    if rollups_want != rollups_got:
+        tables += (f"\nactivity_minutely: {len(rollups_want - rollups_got)} missing, "
+                   f"{len(rollups_got - rollups_want)} unexpected")
+    for name, rows in (("lost", lost), ("unexpected", unexpected)):
+        if rows:
+            run.say(f"[red]{len(rows)} {name} interactions[/red], e.g. {sorted(rows)[:5]}")
+    if final_count != len(keys):
+        run.say(f"[red]interactions FINAL has {final_count} rows for {len(keys)} keys[/red]")
+    if tables:
+        run.say(f"[red]detection tables differ from the batch recomputation:[/red]\n{tables}")
+    if dead != traffic.dead_letters:
+        run.say(f"[red]{dead} dead letters in the archive, {traffic.dead_letters} expected[/red]")
+    return {"lost": len(lost), "duplicated": duplicated, "tables_equal": not tables,
+            "dead_letters": dead, "dead_letters_expected": traffic.dead_letters}
+
+
+def run_chaos(settings: Settings, *, events: int, faults: int, seed: int, rate: float, console: Console,
+              workers: int = 2) -> int:
+    if events < 1 or faults < 0 or rate <= 0:
+        raise ConfigError("--events must be positive, --faults non-negative, --rate positive")
+    if settings.clients is None:
+        raise ConfigError("no clients file: pass --clients FILE or set RAPPORT_CLIENTS")
+    data = Path(settings.data_dir)
+    if read_stack(data) is not None:
+        raise ConfigError(f"a stack already runs on {data}: chaos needs a data dir of its own")
+    started = time.monotonic()
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # the drain's admin clients chat at INFO
+    clients_path = Path(settings.clients).resolve()
+    clients = load_clients(clients_path)
+    work = data / "chaos"
+    work.mkdir(parents=True, exist_ok=True)
+    traffic = prepare(clients, events, seed, work)
+    span = max(events / rate, faults * FAULT_GAP_S)
+    schedule = plan_faults(faults, seed, span)
+    run = Run(settings, clients_path, console, UpProcess(data, clients_path, workers, work / "up.log"), work)
+    run.say(f"{events} events over {len(traffic.files)} platform(s), {len(traffic.truth)} interactions expected, "
+            f"{faults} faults over ~{span:.0f}s: {', '.join(f'{f.kind}@{f.at_s:.0f}s' for f in schedule)}")
+    with stop_on_signals():  # SIGTERM/SIGHUP stop like Ctrl-C: the finally below kills what we started
+        try:
+            run.up.start()
+            run.say(f"rapport up --workers {workers} runs on {data}")
+            feed(run, traffic, schedule, span)
+            run.say("traffic and faults done; final drain")
+            result = verdict(run, clients, traffic, run.final_drain())
+        finally:
+            run.up.stop()
+    out = {"events": events, "faults": len(run.injected), "fault_kinds": dict(Counter(run.injected)), **result,
+           "seconds": round(time.monotonic() - started, 1)}
+    print(json.dumps(out), flush=True)
+    ok = (result["lost"] == 0 and result["duplicated"] == 0 and result["tables_equal"]
+          and result["dead_letters"] == result["dead_letters_expected"])
+    return 0 if ok else 1
