@@ -18,7 +18,7 @@ from streams.embedded.stackfile import read_stack
 from streams.ingest.simulate import Simulator
 from streams.topics import INTERACTIONS, raw_topic
 from tests.support.procs import descendants, pids_gone, wait_for_stack
-from tests.support.stack import REPO
+from tests.support.stack import REPO, stop_process
 
 pytestmark = pytest.mark.e2e
 FIXTURES = REPO.parent / "shared" / "fixtures"
@@ -127,9 +127,5 @@ def test_up_killed_and_restarted_loses_and_duplicates_nothing(tmp_path: Path) ->
                            "FROM interactions FINAL", data)[0]
         assert final["n"] == final["u"] >= stored
     finally:
-        up.send_signal(signal.SIGINT)
-        try:
-            up.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(up.pid, signal.SIGKILL)
+        stop_process(up, signal.SIGINT, 30, group=True)
     assert read_stack(data) is None

@@ -23,7 +23,7 @@ from streams.kafka_admin import high_watermarks
 from streams.normalize.base import AccountIndex
 from streams.normalize.records import RawRecord, normalize_records
 from tests.e2e.test_cli import CLIENTS, _start_up, query_json
-from tests.support.stack import REPO
+from tests.support.stack import REPO, stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -72,12 +72,6 @@ def test_replay_drain_reconnects_to_a_restarted_stack_and_loses_nothing(tmp_path
         if replay.poll() is None:
             os.killpg(replay.pid, signal.SIGKILL)
             replay.wait()
-        if up.poll() is None:
-            up.send_signal(signal.SIGINT)
-            try:
-                up.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(up.pid, signal.SIGKILL)
-                up.wait()
+        stop_process(up, signal.SIGINT, 30, group=True)
         replay_log.close()
     assert read_stack(data) is None

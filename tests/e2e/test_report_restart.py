@@ -30,7 +30,7 @@ from streams.store.client import connect
 from streams.topics import INTERACTIONS, raw_topic
 from tests.e2e.test_report_reddit import rapport_cmd
 from tests.support.procs import descendants, pids_gone, wait_for_stack
-from tests.support.stack import REPO
+from tests.support.stack import REPO, stop_process
 
 pytestmark = pytest.mark.e2e
 CLIENTS = REPO / "clients.example.toml"
@@ -106,8 +106,4 @@ def test_stack_killed_and_restarted_ends_with_the_recomputed_tables(tmp_path: Pa
         assert sum(c["conversations"] for c in report.values()) == len(want["conversations"])
         assert sum(c["alerts_breached"] for c in report.values()) == len(want["alerts"])
     finally:
-        up.send_signal(signal.SIGINT)
-        try:
-            up.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(up.pid, signal.SIGKILL)
+        stop_process(up, signal.SIGINT, 30, group=True)

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from streams.embedded.ports import free_port
 from streams.embedded.stackfile import read_stack
 from streams.settings import Settings
-from tests.support.stack import REPO, wait_until
+from tests.support.stack import REPO, stop_process, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -133,13 +133,7 @@ def test_no_secret_in_logs_status_files_output_or_argv(tmp_path: Path) -> None:
         argv_leaks = {pid: line for pid, line in _cmdlines().items() if _leaks(line)}
         assert not argv_leaks, f"secrets in process arguments: {argv_leaks}"
     finally:
-        if up.poll() is None:
-            up.send_signal(signal.SIGINT)
-            try:
-                up.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(up.pid, signal.SIGKILL)
-                up.wait()
+        stop_process(up, signal.SIGINT, 60, group=True)
     assert wait_until(lambda: read_stack(data) is None, timeout_s=30)
     leaks: dict[str, list[str]] = {}
     files = [p for p in data.rglob("*") if p.is_file() and "store" not in p.relative_to(data).parts[:1]
