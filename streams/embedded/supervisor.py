@@ -28,6 +28,7 @@ from streams.embedded.stackfile import StackInfo, clear_stack, read_stack, write
 from streams.errors import ConfigError, StackError
 from streams.ingest.plan import AgentSpec, planned_agents
 from streams.ingest.publisher import Publisher
+from streams.ingest.spool_keeper import replay_spools
 from streams.kafka_admin import ensure_topics
 from streams.settings import Settings
 from streams.store.client import connect
@@ -59,6 +60,7 @@ class Stack:
         self.agent_notes: list[str] = []
         self.store_url = ""
         self.republished = 0
+        self.unspooled = 0
         self._signals = ExitStack()
 
     @property
@@ -125,6 +127,8 @@ class Stack:
                 for name in self.agents]
         if self.republished:
             out.append(f"re-published {self.republished} archived payloads not yet processed")
+        if self.unspooled:
+            out.append(f"re-published {self.unspooled} acknowledged webhook deliveries not yet archived (spool)")
         return out
 
     def _start_store(self) -> None:
@@ -139,6 +143,7 @@ class Stack:
         publisher = Publisher(self.settings, self.broker.url)
         try:
             self.republished = republish_unprocessed(client, publisher)
+            self.unspooled = replay_spools(self.data_dir, client, publisher)
         finally:
             publisher.close()
             client.close()

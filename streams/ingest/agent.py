@@ -276,7 +276,7 @@ class Outbox:
         self.status = status
         self.linger_s = linger_s
         self.high_water = high_water
-        self._queue: list[tuple[str, bytes, str, str]] = []
+        self._queue: list[tuple[str, bytes, str, str, int | None]] = []
         self._exec = ThreadPoolExecutor(1, thread_name_prefix="rapport-outbox")
 
     @classmethod
@@ -284,9 +284,12 @@ class Outbox:
         publisher = await asyncio.to_thread(Publisher, settings, broker_url)
         return cls(publisher, status, settings.publish_linger_s)
 
-    async def put(self, platform: str, payload: bytes, source: str, via_account: str = "") -> None:
-        """Queue one payload exactly as received; waits only when the broker falls behind."""
-        self._queue.append((platform, payload, source, via_account))
+    async def put(self, platform: str, payload: bytes, source: str, via_account: str = "",
+                  received_at: int | None = None) -> None:
+        """Queue one payload exactly as received; waits only when the broker falls behind.
+        ``received_at`` (epoch ms) is kept when given (a payload published again), else
+        stamped when the record is sent."""
+        self._queue.append((platform, payload, source, via_account, received_at))
         self.status.published += 1
         if len(self._queue) >= self.high_water:
             await self._hand_over()
@@ -295,9 +298,9 @@ class Outbox:
         batch, self._queue = self._queue, []
         await asyncio.get_running_loop().run_in_executor(self._exec, self._apply, batch)
 
-    def _apply(self, batch: list[tuple[str, bytes, str, str]]) -> None:
-        for platform, payload, source, via in batch:
-            self.publisher.add(platform, payload, source, via_account=via)
+    def _apply(self, batch: list[tuple[str, bytes, str, str, int | None]]) -> None:
+        for platform, payload, source, via, received_at in batch:
+            self.publisher.add(platform, payload, source, received_at, via_account=via)
         self.publisher.tick()
 
     async def pump(self) -> None:

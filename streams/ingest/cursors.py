@@ -28,6 +28,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import OperationalError
 
 from streams.errors import StackError
+from streams.ingest.spool import ARCHIVED_KEYS_SQL
 from streams.settings import Settings
 from streams.store.client import connect
 
@@ -139,6 +140,13 @@ class ArchiveCursors:
                f"WHERE platform = {{platform:String}} AND source IN {{sources:Array(String)}} AND {_WINDOW}"
                f"{f' AND ({where})' if where else ''}) WHERE k IN {{keys:Array(String)}}")
         rows = await self.query(sql, platform=platform, sources=list(sources), keys=list(keys), **params)
+        return {r[0] for r in rows}
+
+    async def archived_keys(self, platform: str, keys: Sequence[str]) -> set[str]:
+        """Which of these archive keys ``raw_events`` holds (any time: no lookback window)."""
+        if not keys:
+            return set()
+        rows = await self.query(ARCHIVED_KEYS_SQL, platform=platform, keys=list(keys))
         return {r[0] for r in rows}
 
     def close(self) -> None:

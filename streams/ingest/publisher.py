@@ -97,6 +97,18 @@ def archive_key(decoded: Any) -> str:
         return raw_key_of_json(deep_json(decoded).encode())
 
 
+def payload_key(payload: bytes, payload_max: int) -> str:
+    """The archive key a single payload (not a JSON-array line) will have once published:
+    the same choice :meth:`Publisher.add` makes (its stand-in's key when it is refused)."""
+    payload = payload.strip()
+    if len(payload) > payload_max:
+        return raw_key_of_json(payload[:REFUSED_KEEP].strip())
+    try:
+        return archive_key(orjson.loads(payload))
+    except orjson.JSONDecodeError:
+        return raw_key_of_json(payload)
+
+
 class Publisher:
     """A thin producer that batches payloads per (platform, source)."""
 

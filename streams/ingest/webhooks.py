@@ -10,8 +10,11 @@ A small HTTP server (aiohttp) on ``webhook_host:webhook_port`` at ``webhook_path
   and nothing is published. A signed body is published exactly as received, to
   ``raw.facebook`` (``object: page``) or ``raw.instagram`` (``object: instagram``), source
   ``webhook``, ``via_account`` = the entry id (the Page or Instagram account) when every
-  entry names the same one. The answer (200) waits until the broker has the delivery, so
-  a delivery that could not be kept is answered 503 and Meta sends it again.
+  entry names the same one. The answer (200) waits until the delivery is appended and
+  fsynced to the write-ahead spool ``<data_dir>/spool/webhooks/`` (streams/ingest/spool.py),
+  where it stays until the archive (``raw_events``) holds it; a delivery that could not be
+  written is answered 503 and Meta sends it again. The spool keeper
+  (streams/ingest/spool_keeper.py) publishes again whatever the archive still lacks.
 
 Instagram ``mentions`` changes carry only ``media_id`` and ``comment_id``: no author, no
 text. When a token is configured (``instagram_access_token`` or, per Instagram account,
@@ -40,7 +43,11 @@ import orjson
 from aiohttp import web
 
 from streams.ingest.agent import Outbox, Status
+from streams.ingest.publisher import payload_key
 from streams.ingest.runtime import Context
+from streams.ingest.spool import Spool, spool_dir
+from streams.ingest.spool_keeper import SpoolKeeper, mark_published
+from streams.limits import payload_max_bytes
 from streams.settings import Settings
 
 log = logging.getLogger("streams.ingest")
@@ -176,49 +183,15 @@ def route(body: bytes) -> tuple[str | None, str, str]:
     return platform, (ids.pop() if len(ids) == 1 else ""), ""
 
 
-class GroupCommit:
-    """Many concurrent deliveries, one broker flush: each request waits for the next flush
-    that started after it queued its payload."""
-
-    def __init__(self, outbox: Outbox) -> None:
-        self.outbox = outbox
-        self.waiting: list[asyncio.Future[None]] = []
-        self.running = False
-
-    async def commit(self) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.waiting.append(future)
-        if not self.running:
-            self.running = True
-            asyncio.create_task(self._flush())
-        await future
-
-    async def _flush(self) -> None:
-        try:
-            while self.waiting:
-                batch, self.waiting = self.waiting, []
-                try:
-                    await self.outbox.flush()
-                except Exception as exc:  # noqa: BLE001 - handed to every waiting request
-                    for f in batch:
-                        if not f.done():
-                            f.set_exception(exc)
-                else:
-                    for f in batch:
-                        if not f.done():
-                            f.set_result(None)
-        finally:
-            self.running = False
-
-
 class Receiver:
     """The request handlers; kept apart from the server so tests can mount them anywhere."""
 
-    def __init__(self, settings: Settings, outbox: Outbox, status: Status) -> None:
+    def __init__(self, settings: Settings, outbox: Outbox, status: Status, spool: Spool) -> None:
         self.settings = settings
         self.outbox = outbox
         self.status = status
-        self.commits = GroupCommit(outbox)
+        self.spool = spool
+        self.payload_max = payload_max_bytes(settings)
         self.secrets = [s.get_secret_value().encode() for s in (settings.meta_app_secret,
                                                                  settings.instagram_app_secret) if s is not None]
         self.refused = 0
@@ -262,13 +235,16 @@ class Receiver:
         source = "webhook"
         if platform == "instagram":
             body, source = await self.completer.complete(body)
-        await self.outbox.put(platform, body, source, via)
+        received_at = int(time.time() * 1000)
         try:
-            await self.commits.commit()
-        except Exception as exc:  # noqa: BLE001 - Meta retries a delivery answered 503
+            entry = self.spool.append(platform, body, source, via, received_at, payload_key(body, self.payload_max))
+            await self.spool.sync()
+        except OSError as exc:  # a full or failing disk: Meta retries a delivery answered 503
             self.status.error(f"delivery not kept: {exc}")
             log.error("webhooks: delivery not kept (Meta will retry it): %s", exc)
             return web.Response(status=503, text="try again\n")
+        entry.published_at = time.monotonic()
+        await self.outbox.put(platform, body, source, via)
         return web.Response(text="EVENT_RECEIVED\n")
 
     def _refuse(self, request: web.Request, code: int, why: str) -> None:
@@ -282,15 +258,24 @@ class WebhookAgent:
 
     def __init__(self, ctx: Context, port: int | None = None) -> None:
         self.ctx = ctx
-        self.receiver = Receiver(ctx.settings, ctx.outbox, ctx.status)
+        self.spool = Spool(spool_dir(ctx.settings.data_dir, self.name), ctx.settings.spool_segment_bytes)
+        self.receiver = Receiver(ctx.settings, ctx.outbox, ctx.status, self.spool)
+        self.keeper = SpoolKeeper(self.spool, ctx.outbox, ctx.cursors, ctx.settings, ctx.status)
         self.port = ctx.settings.webhook_port if port is None else port
         self.bound: tuple[str, int] | None = None
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
+        # A dying predecessor (restarted by `rapport up`) may still hold the spool for a moment.
+        await asyncio.to_thread(self.spool.open, 30.0)
+        if len(self.spool):
+            log.info("webhooks: spool holds %d acknowledged deliveries not yet confirmed archived", len(self.spool))
+        if self.ctx.settings.supervisor_pid is not None:
+            mark_published(self.spool)  # `rapport up` replayed them just before starting us
+        keeper = asyncio.create_task(self.keeper.run(), name="webhooks-spool")
         runner = web.AppRunner(self.receiver.app(), handle_signals=False, access_log=None, shutdown_timeout=5.0)
-        await runner.setup()
         try:
+            await runner.setup()
             site = web.TCPSite(runner, self.ctx.settings.webhook_host, self.port)
             await site.start()
             address: Any = runner.addresses[0]
@@ -302,5 +287,8 @@ class WebhookAgent:
             self.ready.set()
             await asyncio.Event().wait()
         finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
             await runner.cleanup()
             await self.receiver.completer.close()
+            self.spool.close()

@@ -38,11 +38,11 @@ def sign(body: bytes, secret: str = SECRET) -> str:
 
 
 @asynccontextmanager
-async def receiver(ns: Namespace) -> AsyncIterator[tuple[str, Status]]:
+async def receiver(ns: Namespace, **overrides: Any) -> AsyncIterator[tuple[str, Status]]:
     """The receiver running in-process on a free port; yields its URL and status."""
     settings = ns.settings.model_copy(update=dict(
         meta_app_secret=SecretStr(SECRET), meta_verify_token=SecretStr(VERIFY), webhook_port=0,
-        webhook_max_body_bytes=LIMIT, publish_linger_s=0.05))
+        webhook_max_body_bytes=LIMIT, publish_linger_s=0.05, **overrides))
     agents: list[WebhookAgent] = []
 
     def make(ctx: Context) -> WebhookAgent:
