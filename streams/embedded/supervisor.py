@@ -138,7 +138,7 @@ class Stack:
         client = connect(self.store_url, self.settings)
         publisher = Publisher(self.settings, self.broker.url)
         try:
-            self.republished = republish_unprocessed(client, publisher)
+            self.republished = republish_unprocessed(client, publisher, self.settings.republish_chunk)
         finally:
             publisher.close()
             client.close()
