@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     batch_delay_s: float = Field(0.25, gt=0, description="Sink: longest wait before a partial batch is written.")
     publish_batch: int = Field(200, ge=1, description="Payloads per raw record when publishing arrays.")
     publish_linger_s: float = Field(0.1, gt=0, description="Longest wait before a partial array is published.")
+    republish_chunk: int = Field(5000, ge=1, description="rapport up: archived payloads checked (and re-published) "
+                                 "per page at start; bounds the memory of the re-publish.")
+    replay_follow_window: int = Field(10_000, ge=1, description="replay --follow: latest lines whose archive "
+                                      "keys and refusals are remembered (a followed file never ends).")
     app_id: str = Field("rapport", description="Faust app id (the consumer group).")
     worker_web_port: int | None = Field(None, description="Faust web port; default: disabled.")
     record_max_bytes: int = Field(
@@ -138,6 +142,8 @@ class Settings(BaseSettings):
                                    "(raised to the longest SLA of the clients file).")
     sweep_interval_s: float = Field(0.5, gt=0, description="Detection: deadline sweep timer period.")
     evict_interval_s: float = Field(30.0, gt=0, description="Detection: how often idle threads are evicted.")
+    evicted_ids_max: int = Field(100_000, ge=0, description="Detection: evicted thread ids remembered per account "
+                                 "(for one more horizon at most); past it the store is asked whether a thread existed.")
 
 
 def load_settings(**overrides: Any) -> Settings:

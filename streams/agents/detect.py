@@ -58,7 +58,7 @@ class Detection:
         self.store = DetectStore(ctx.store())
         self.probe = DetectStore(ctx.store())  # used outside the lock, before the sink inserts
         self.detector = Detector(ctx.clients, self.store, live_window_ms=int(settings.live_window_s * 1000),
-                                 horizon_ms=horizon_ms(ctx))
+                                 horizon_ms=horizon_ms(ctx), max_evicted=settings.evicted_ids_max)
         # One client per table: the inserts of a batch run side by side.
         self.writers = {spec.name: TableWriter(ctx.store(), spec.name, spec.columns, spec.time_columns, None,
                                                settings.batch_size) for spec in TABLES}

@@ -18,11 +18,17 @@ into rows.
 
 Person handles come from the person's inbound messages: the handle of the latest one
 (by event time, then event id) that carries a handle.
+
+Memory is bounded by the state horizon: idle threads are evicted (:meth:`evict_idle`), and
+so is a person no post in memory names whose conversations are all past the horizon. A
+batch that names such a person again must first restore them
+(:meth:`persons_to_restore`, :meth:`restore_persons`) from what the store holds: their
+conversation rows and the inbound message that gave their handle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import cast
@@ -31,11 +37,13 @@ from streams.clients import Client
 from streams.detect.addressing import (
     addressees,
     is_inbound,
+    parent_of,
     payload_addressing,
     persons_addressed_by_account,
 )
 from streams.detect.business_time import BusinessCalendar
 from streams.detect.conversations import ConversationSummary, Pair, connection
+from streams.detect.identity import canonical_id, is_person
 from streams.detect.responses import (
     ALERT_WITHDRAWN,
     NEVER,
@@ -70,6 +78,19 @@ class PersonState:
         self.handle = ""
         self.handle_key: tuple[int, str] = (NEVER, "")
         self.convs: dict[ThreadId, ConversationSummary] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPerson:
+    """What the store holds of an evicted person: enough to restore :class:`PersonState`."""
+
+    platform: str
+    person_id: str
+    convs: dict[ThreadId, ConversationSummary]
+    """Their live (not retracted) conversation rows, by thread."""
+    handle: str = ""
+    handle_key: tuple[int, str] = (NEVER, "")
+    """``(time, event id)`` of the inbound message that gave ``handle``."""
 
 
 @dataclass(slots=True)
@@ -132,12 +153,15 @@ def _iso(ms: int) -> str:
 class AccountState:
     """Threads, conversations, connections, responses and alerts of one tracked account."""
 
-    def __init__(self, client: Client, account_id: str, calendar: BusinessCalendar | None = None) -> None:
+    def __init__(self, client: Client, account_id: str, calendar: BusinessCalendar | None = None,
+                 max_evicted: int = 100_000) -> None:
         self.client_id = client.id
         self.account_id = account_id
         self.sla_minutes = client.sla_minutes
         self.calendar = calendar or BusinessCalendar.from_client(client)
-        self.book = ThreadBook(account_id)
+        self.book = ThreadBook(account_id, max_evicted=max_evicted)
+        self.persons_evicted = False
+        """Some person state was evicted: a person not in memory may be in the store."""
         self.responses = ResponseBook(self.calendar, client.sla_minutes)
         self._persons: dict[PersonKey, PersonState] = {}
         self._alerts: dict[ResponseKey, tuple[str, int | None]] = {}
@@ -149,6 +173,8 @@ class AccountState:
             "deletes": 0,
             "edits": 0,
             "evicted": 0,
+            "evicted_persons": 0,
+            "restored_persons": 0,
         }
 
     @classmethod
@@ -160,13 +186,14 @@ class AccountState:
         changes: Iterable[Change] = (),
         watermark_ms: int | None = None,
         calendar: BusinessCalendar | None = None,
+        max_evicted: int = 100_000,
     ) -> AccountState:
         """The state incremental processing would have: how a restarted worker recovers.
 
         Rows are not returned; with ``watermark_ms`` the deadlines up to it count as swept
         (their alerts as already emitted), so a following :meth:`sweep` only reports new ones.
         """
-        state = cls(client, account_id, calendar)
+        state = cls(client, account_id, calendar, max_evicted=max_evicted)
         state.apply(sorted(interactions, key=lambda m: (m.created_at, m.event_id)), changes)
         if watermark_ms is not None:
             state.sweep(watermark_ms)
@@ -538,4 +565,72 @@ class AccountState:
         evicted = self.book.evict_idle(now_ms, horizon_ms, keep=keep.__contains__, on_evict=drop)
         self.responses.forget_deletes(now_ms - horizon_ms)
         self.counters["evicted"] += len(evicted)
+        if evicted:
+            self._evict_persons(now_ms - horizon_ms)
         return evicted
+
+    def _evict_persons(self, cutoff: int) -> int:
+        """Drop persons no post in memory names whose conversations all ended before ``cutoff``.
+
+        Such a person can only change again through a message that names them, which
+        :meth:`persons_to_restore` finds before the batch is applied.
+        """
+        named: set[PersonKey] = set()
+        for thread in self.book.threads():
+            platform = thread.platform
+            for post in thread.posts:
+                named.add((platform, post.author))
+                named.update((platform, p) for p in post.named)
+                if post.parent_author is not None:
+                    named.add((platform, post.parent_author))
+        gone = [k for k, state in self._persons.items()
+                if k not in named and all(c.last_at < cutoff for c in state.convs.values())]
+        for key in gone:
+            del self._persons[key]
+        if gone:
+            self.persons_evicted = True
+            self.counters["evicted_persons"] += len(gone)
+        return len(gone)
+
+    def persons_in_memory(self) -> int:
+        return len(self._persons)
+
+    @staticmethod
+    def _persons_named(msg: Interaction) -> Iterator[PersonKey]:
+        platform = msg.platform
+        yield platform, canonical_id(platform, msg.author_id)
+        yield from ((platform, p) for p in payload_addressing(msg).named)
+        if msg.parent_author_id:
+            yield platform, canonical_id(platform, msg.parent_author_id)
+
+    def persons_to_restore(self, interactions: Iterable[Interaction]) -> set[PersonKey]:
+        """Persons these messages name who are not in memory but may have been evicted.
+
+        ``interactions`` must include the messages of the threads restored with them (a
+        parent's author comes from there). Empty until some person was evicted.
+        """
+        if not self.persons_evicted:
+            return set()
+        out: set[PersonKey] = set()
+        for msg in interactions:
+            if msg.kind in SIGNAL_KINDS or msg.account_id != self.account_id:
+                continue
+            keys = list(self._persons_named(msg))
+            parent_id = parent_of(msg)
+            parent = self.book.post(msg.platform, parent_id) if parent_id else None
+            if parent is not None:
+                keys.append((msg.platform, parent.author))
+            account = self.book.account(msg.platform)
+            out.update(k for k in keys if is_person(k[1]) and k[1] != account and k not in self._persons)
+        return out
+
+    def restore_persons(self, stored: Iterable[StoredPerson]) -> None:
+        """Put evicted persons back as the store has them (before the batch that names them)."""
+        for sp in stored:
+            key = (sp.platform, sp.person_id)
+            if key in self._persons:
+                continue
+            state = self._persons[key] = PersonState()
+            state.handle, state.handle_key = sp.handle, sp.handle_key
+            state.convs = dict(sp.convs)
+            self.counters["restored_persons"] += 1

@@ -25,7 +25,10 @@ time, depth, thread, declared root and two addressing facts owned by the caller)
 ids and roots are interned, a known parent's id is shared with the parent. Orphans wait in
 one index keyed by the missing parent id. Idle threads can be evicted; because adding is
 idempotent and order-independent, a woken thread is restored by adding its stored
-interactions again (see :meth:`ThreadBook.evict_idle`).
+interactions again (see :meth:`ThreadBook.evict_idle`). The ids of evicted threads are
+remembered for one more horizon and at most ``max_evicted`` of them; past that a platform
+is marked *forgotten* and every thread not in memory counts as possibly evicted (the
+caller asks the store), so the bookkeeping stays bounded and the results stay exact.
 """
 
 from __future__ import annotations
@@ -228,13 +231,17 @@ class ThreadBook:
     the same messages.
     """
 
-    def __init__(self, account_id: str) -> None:
+    def __init__(self, account_id: str, max_evicted: int = 100_000) -> None:
         self.account_id = account_id
+        self.max_evicted = max_evicted
         self._accounts: dict[str, str] = {}
         self._threads: dict[str, dict[str, Thread]] = {}  # platform -> root -> thread
         self._posts: dict[str, dict[str, Post]] = {}
         self._waiting: dict[str, dict[str, list[Post]]] = {}
-        self.evicted: set[ThreadId] = set()
+        self.evicted: dict[ThreadId, int] = {}
+        """Evicted thread ids -> their last activity, oldest eviction first (bounded)."""
+        self.forgotten: set[str] = set()
+        """Platforms where evicted ids were dropped: any thread not in memory may be evicted."""
         self.duplicates = 0
         self.retractions = 0
         self.evictions = 0
@@ -281,14 +288,22 @@ class ThreadBook:
             root = parent.thread.root if parent is not None else parent_id
         return (platform, root)
 
+    def maybe_evicted(self, tid: ThreadId) -> bool:
+        """``tid`` may have been evicted: remembered as such, or not in memory on a
+        platform whose evicted ids were forgotten (the store then decides)."""
+        if tid in self.evicted:
+            return True
+        return tid[0] in self.forgotten and self.thread(tid) is None
+
     def needs_restore(self, msg: Interaction) -> tuple[ThreadId, ...]:
         """The evicted threads ``msg`` would wake up, so the caller can restore them first.
 
         That is the thread it joins and, where roots are derived (Mastodon), an evicted
         provisional thread named after ``msg`` itself (its orphans were waiting for it).
+        On a forgotten platform these are candidates: the store holds nothing for a new one.
         """
         wanted = (self.root_for(msg), (msg.platform, msg.event_id))
-        return tuple(dict.fromkeys(t for t in wanted if t in self.evicted))
+        return tuple(dict.fromkeys(t for t in wanted if self.maybe_evicted(t)))
 
     def snapshot(self) -> dict[ThreadId, ThreadStats]:
         return {t.tid: t.stats() for t in self.threads()}
@@ -333,7 +348,7 @@ class ThreadBook:
             parent_author=parent_author,
         )
         index[post.id] = post
-        self.evicted.discard((platform, root))
+        self.evicted.pop((platform, root), None)
         threads = self._threads.setdefault(platform, {})
         thread = threads.get(root)
         if thread is None:
@@ -471,7 +486,24 @@ class ThreadBook:
                     else:
                         del waiting[post.parent]
             del self._threads[thread.platform][thread.root]
-            self.evicted.add(tid)
+            self.evicted.pop(tid, None)
+            self.evicted[tid] = thread.last_at
             out.append(tid)
         self.evictions += len(out)
+        self._forget_evicted(cutoff - horizon_ms)
         return out
+
+    def _forget_evicted(self, before_ms: int) -> None:
+        """Drop evicted ids idle since before ``before_ms`` and any beyond ``max_evicted``.
+
+        Their platform becomes *forgotten*: from then on :meth:`needs_restore` names every
+        thread a message joins that is not in memory, and the store says whether it existed.
+        """
+        drop = [t for t, last in self.evicted.items() if last < before_ms]
+        excess = len(self.evicted) - len(drop) - self.max_evicted
+        if excess > 0:
+            kept = (t for t, last in self.evicted.items() if last >= before_ms)
+            drop.extend(t for _, t in zip(range(excess), kept, strict=False))
+        for tid in drop:
+            del self.evicted[tid]
+            self.forgotten.add(tid[0])

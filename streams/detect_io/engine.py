@@ -33,7 +33,7 @@ from typing import Any
 from aiokafka.partitioner import murmur2
 
 from streams.clients import Client, ClientsFile
-from streams.detect.account_state import AccountState
+from streams.detect.account_state import AccountState, StoredPerson
 from streams.detect.addressing import parent_of
 from streams.detect.business_time import BusinessCalendar
 from streams.detect.responses import NEVER
@@ -148,6 +148,8 @@ class Loaded:
 class Prepared:
     loaded: dict[str, Loaded] = field(default_factory=dict)
     restores: dict[str, tuple[list[Interaction], list[Change]]] = field(default_factory=dict)
+    persons: dict[str, list[StoredPerson]] = field(default_factory=dict)
+    """Evicted persons the batch names again, per account, as the store holds them."""
 
 
 @dataclass(slots=True)
@@ -192,8 +194,10 @@ class Output:
 class Detector:
     """The accounts one worker owns, their states and the version of the rows it writes."""
 
-    def __init__(self, clients: ClientsFile, store: DetectStore, *, live_window_ms: int, horizon_ms: int) -> None:
+    def __init__(self, clients: ClientsFile, store: DetectStore, *, live_window_ms: int, horizon_ms: int,
+                 max_evicted: int = 100_000) -> None:
         self.store = store
+        self.max_evicted = max_evicted
         self.live_window_ms = live_window_ms
         self.horizon_ms = horizon_ms
         self.tracked: dict[str, tuple[Client, str, frozenset[str]]] = {}
@@ -245,10 +249,20 @@ class Detector:
         if batch is not None:
             for key, (msgs, _) in batch.by_key.items():
                 acc = self.accounts.get(key)
-                if acc is not None and acc.state.book.evicted:
+                if acc is None:
+                    continue
+                book = acc.state.book
+                if book.evicted or book.forgotten:
                     restore = self._restore(acc, msgs)
                     if restore[0]:
                         out.restores[key] = restore
+                wanted = acc.state.persons_to_restore([*out.restores.get(key, ([], []))[0], *msgs])
+                persons: list[StoredPerson] = []
+                for platform in sorted({p for p, _ in wanted}):
+                    persons += self.store.persons(acc.client.id, acc.account_id, platform,
+                                                  [person for p, person in wanted if p == platform])
+                if persons:
+                    out.persons[key] = persons
         return out
 
     def _load(self, key: str, clock_ms: int) -> Loaded:
@@ -259,7 +273,7 @@ class Detector:
         changes = s.deletes(client.id, account_id)
         wm = sweep_watermark(event_wm, clock_ms, self.live_window_ms)
         state = AccountState.rebuild(client, account_id, msgs, changes, watermark_ms=None if wm == NEVER else wm,
-                                     calendar=self.calendars[client.id])
+                                     calendar=self.calendars[client.id], max_evicted=self.max_evicted)
         snapshot = state.snapshot()
         diff = Collector()
         current = by_table(snapshot)
@@ -278,7 +292,7 @@ class Detector:
     def _restore(self, acc: Account, msgs: list[Interaction]) -> tuple[list[Interaction], list[Change]]:
         """The stored messages (and deletes) of the evicted threads this batch wakes up."""
         book = acc.state.book
-        evicted_platforms = {p for p, _ in book.evicted}
+        evicted_platforms = {p for p, _ in book.evicted} | book.forgotten
         roots: dict[str, set[str]] = defaultdict(set)
         for platform, root in acc.state.needs_restore(msgs):
             roots[platform].add(root)
@@ -326,6 +340,7 @@ class Detector:
                 acc = self.accounts.get(key)
                 if acc is None:
                     continue
+                acc.state.restore_persons(prepared.persons.get(key, ()))
                 restored, restored_changes = prepared.restores.get(key, ([], []))
                 if restored:
                     out.restored_threads += len(acc.state.needs_restore(msgs)) or 1
@@ -357,3 +372,11 @@ class Detector:
 
     def threads_in_memory(self) -> int:
         return sum(len(acc.state.book) for acc in self.accounts.values())
+
+    def sizes(self) -> dict[str, int]:
+        """The bounded structures' sizes over every owned account (the soak reports them)."""
+        accs = [acc.state for acc in self.accounts.values()]
+        return {"threads": sum(len(s.book) for s in accs),
+                "evicted_ids": sum(len(s.book.evicted) for s in accs),
+                "persons": sum(s.persons_in_memory() for s in accs),
+                "responses": sum(len(s.responses) for s in accs)}

@@ -15,12 +15,15 @@ costs more statements, never a statement the server refuses (QUERY_IS_TOO_LARGE)
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import orjson
 from clickhouse_connect.driver.client import Client as StoreClient
 
+from streams.detect.account_state import StoredPerson
+from streams.detect.conversations import ConversationSummary
 from streams.detect.responses import NEVER
 from streams.detect_io.tables import ROLLUP_TABLE, TABLES, Row, StoreKey, TableSpec, store_key
 from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS, SIGNAL_KINDS, Change, Interaction
@@ -221,6 +224,36 @@ class DetectStore:
                 roots_todo.add(msg.root_id)
             elif msg.kind == "dm":
                 roots_todo.update(f"dm:{p}" for p in (msg.author_id, msg.recipient_id or "") if p)
+
+    def persons(self, client_id: str, account_id: str, platform: str, person_ids: Iterable[str]) -> list[StoredPerson]:
+        """Evicted persons as the store holds them: their live conversation rows, and the
+        handle of their latest inbound message with one (the responses rows name those)."""
+        own = f"{_account(client_id, account_id)} AND platform = {quote(platform)}"
+        convs: dict[str, dict[tuple[str, str], ConversationSummary]] = defaultdict(dict)
+        handles: dict[str, tuple[tuple[int, str], str]] = {}
+        for chunk in chunked(person_ids, self.list_budget):
+            people = quote_list(chunk)
+            for person, root, turns, opened_by, started, last in self.rows(
+                    f"SELECT person_id, root_id, turns, opened_by, toUnixTimestamp64Milli(started_at), "
+                    f"toUnixTimestamp64Milli(last_at) FROM conversations FINAL WHERE {own} AND person_id IN {people}"):
+                convs[person][(platform, root)] = ConversationSummary(int(turns), opened_by, int(started), int(last))
+            inbound = f"SELECT event_id FROM responses FINAL WHERE {own} AND author_id IN {people}"
+            authors = dict(self.rows(f"SELECT event_id, author_id FROM responses FINAL WHERE {own} "
+                                     f"AND author_id IN {people}"))
+            for event_id, at, handle in self.rows(
+                    f"SELECT event_id, toUnixTimestamp64Milli(created_at), author_handle FROM interactions FINAL "
+                    f"WHERE {own} AND author_handle != '' AND event_id IN ({inbound})"):
+                person = authors.get(event_id)
+                if person is None:
+                    continue
+                cand = ((int(at), event_id), handle)
+                if person not in handles or cand > handles[person]:
+                    handles[person] = cand
+        out = []
+        for person in sorted(set(convs) | set(handles)):
+            key, handle = handles.get(person, ((NEVER, ""), ""))
+            out.append(StoredPerson(platform, person, convs.get(person, {}), handle, key))
+        return out
 
     # -- stored detection rows --------------------------------------------------------
 

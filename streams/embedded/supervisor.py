@@ -142,7 +142,7 @@ class Stack:
         client = connect(self.store_url, self.settings)
         publisher = Publisher(self.settings, self.broker.url)
         try:
-            self.republished = republish_unprocessed(client, publisher)
+            self.republished = republish_unprocessed(client, publisher, self.settings.republish_chunk)
             self.unspooled = replay_spools(self.data_dir, client, publisher)
         finally:
             publisher.close()

@@ -87,13 +87,32 @@ def read_lines(fh: BinaryIO, follow: bool, stop: Callable[[], bool]) -> Iterator
 
 @dataclass
 class ReplayResult:
-    """What a replay published: payloads, refusals by line, and the archive key of every line."""
+    """What a replay published: payloads, refusals by line, and the archive key of every line.
+
+    With a ``window`` (``--follow``: the file never ends) only the latest ``window`` keys and
+    refusals are kept, so a replay that runs for months holds a bounded amount; the counts
+    stay whole.
+    """
 
     published: int = 0
     refused: list[tuple[int, str]] = field(default_factory=list)
     keys: dict[str, int] = field(default_factory=dict)
-    """Archive key -> line number (1-based) of every payload queued."""
+    """Archive key -> line number (1-based) of every payload queued (the latest ``window``)."""
     reconnects: int = 0
+    refused_count: int = 0
+    window: int | None = None
+
+    def note(self, new_keys: list[str], number: int, refused: str | None) -> None:
+        for key in new_keys:
+            self.keys.setdefault(key, number)
+        if refused is not None:
+            self.refused.append((number, refused))
+            self.refused_count += 1
+        if self.window is not None:
+            while len(self.keys) > self.window:
+                del self.keys[next(iter(self.keys))]
+            if len(self.refused) > 2 * self.window:
+                del self.refused[:-self.window]
 
 
 class Reconnecting:
@@ -153,9 +172,15 @@ class Reconnecting:
 def replay_file(path: Path, platform: str, publisher: Reconnecting, source: str = "replay",
                 rate: float | None = None, follow: bool = False,
                 on_line: Callable[[int, bytes], None] | None = None,
-                stop: Callable[[], bool] = lambda: False, only: set[int] | None = None) -> ReplayResult:
-    """Publish every non-empty line (or only the line numbers in ``only``)."""
-    result = ReplayResult()
+                stop: Callable[[], bool] = lambda: False, only: set[int] | None = None,
+                window: int | None = None,
+                on_refused: Callable[[int, str], None] | None = None) -> ReplayResult:
+    """Publish every non-empty line (or only the line numbers in ``only``).
+
+    ``window`` bounds what is remembered per line (see :class:`ReplayResult`); a followed
+    file is replayed with one, and ``on_refused`` then reports a refusal as it happens.
+    """
+    result = ReplayResult(window=window)
     started = time.monotonic()
     with open_lines(path) as fh:
         for number, line in enumerate(read_lines(fh, follow, stop), start=1):
@@ -165,11 +190,12 @@ def replay_file(path: Path, platform: str, publisher: Reconnecting, source: str 
             first = len(keys) if keys is not None else 0
             refused = publisher.call(lambda p, line=line: p.add(platform, line, source))  # type: ignore[misc]
             keys = publisher.publisher.keys
-            if keys is not None:
-                for key in keys[first:]:
-                    result.keys.setdefault(key, number)
-            if isinstance(refused, str):
-                result.refused.append((number, refused))
+            result.note(keys[first:] if keys is not None else [], number,
+                        refused if isinstance(refused, str) else None)
+            if keys is not None and window is not None and len(keys) > 2 * window:
+                del keys[:-window]  # the publisher's list of queued keys is bounded the same way
+            if isinstance(refused, str) and on_refused is not None:
+                on_refused(number, refused)
             result.published += 1
             if on_line:
                 on_line(number, line)

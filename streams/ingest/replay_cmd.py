@@ -99,14 +99,20 @@ def run_replay(settings: Settings, file: Path, platform: str, *, rate: float | N
             def on_line(number: int, line: bytes) -> None:
                 progress.advance(task, len(line))
 
+            def refused_now(number: int, reason: str) -> None:
+                console.print(f"line {number}: refused: {reason}")
+
+            # A followed file never ends: remember a bounded window, report refusals at once.
+            window = settings.replay_follow_window if follow else None
             result = replay_file(file, platform, publisher, source=source, rate=rate, follow=follow,
-                                 on_line=on_line)
-        for number, reason in result.refused:
-            console.print(f"line {number}: refused: {reason}")
+                                 on_line=on_line, window=window, on_refused=refused_now if follow else None)
+        if not follow:
+            for number, reason in result.refused:
+                console.print(f"line {number}: refused: {reason}")
         if not drain:
             publisher.call(lambda p: p.close())
             console.print(f"published {result.published} lines to {settings.topic(raw_topic(platform))}, "
-                          f"refused {len(result.refused)}")
+                          f"refused {result.refused_count}")
             return 0
         stages = [[settings.topic(raw_topic(p)) for p in PLATFORMS], [settings.topic(INTERACTIONS)]]
         keys = list(result.keys)
@@ -135,7 +141,7 @@ def run_replay(settings: Settings, file: Path, platform: str, *, rate: float | N
             return 1
         publisher.call(lambda p: p.close())
         totals = summarize(settings, locate_store(), keys)
-        print(f"published={result.published} refused={len(result.refused)} republished={republished} "
+        print(f"published={result.published} refused={result.refused_count} republished={republished} "
               f"interactions_and_changes={totals['results']} dead_lettered={totals['dead_lettered']} "
               f"skipped={totals['skipped']}", flush=True)
         return 0

@@ -1,9 +1,11 @@
-"""Bounded state: idle threads are evicted, and a thread that wakes up is rebuilt from the store.
+"""Bounded state: idle threads and persons are evicted, and what wakes up is rebuilt from the store.
 
 Drives the worker's detection engine (no faust) against the real store, batch by batch as
 the sink does, with a horizon of one hour of event time (the traffic spans a day) so that many threads go idle and
 many wake up again (the simulator answers up to a day later). The tables must still equal
 the batch recomputation, and the in-memory state must hold far fewer threads than exist.
+Run twice: with evicted thread ids remembered, and with none remembered (every thread not
+in memory is then looked up in the store).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ pytestmark = pytest.mark.integration
 HOUR = 3_600_000
 
 
-def test_evicted_threads_wake_up_exactly(namespace: Namespace) -> None:
+@pytest.mark.parametrize("max_evicted", [100_000, 0], ids=["ids-remembered", "ids-forgotten"])
+def test_evicted_threads_wake_up_exactly(namespace: Namespace, max_evicted: int) -> None:
     ns = namespace
     clients = load_clients(ns.settings.clients)
     index = AccountIndex.build(clients)
@@ -40,7 +43,7 @@ def test_evicted_threads_wake_up_exactly(namespace: Namespace) -> None:
     writers = {spec.name: TableWriter(client, spec.name, spec.columns, spec.time_columns, None, 5000)
                for spec in TABLES}
     store = DetectStore(connect(ns.store_url, ns.settings))
-    detector = Detector(clients, store, live_window_ms=HOUR, horizon_ms=HOUR)
+    detector = Detector(clients, store, live_window_ms=HOUR, horizon_ms=HOUR, max_evicted=max_evicted)
     clock = 1_800_000_000_000  # "now" for the live rule: long after the events
 
     def write(out: Output) -> None:
@@ -67,6 +70,8 @@ def test_evicted_threads_wake_up_exactly(namespace: Namespace) -> None:
             restored += out.restored_threads
             peak = max(peak, detector.threads_in_memory())
             evicted += detector.evict(clock)
+            sizes = detector.sizes()
+            assert sizes["evicted_ids"] <= max_evicted * len(detector.accounts), sizes
         want = expected_rows(clients, client)
         got = stored_rows(client)
         problems = diff(want, got)
@@ -77,4 +82,8 @@ def test_evicted_threads_wake_up_exactly(namespace: Namespace) -> None:
         client.close()
         store.client.close()
     assert evicted > 100 and restored > 10, (evicted, restored)
+    counters = [acc.state.counters for acc in detector.accounts.values()]
+    persons_evicted = sum(c["evicted_persons"] for c in counters)
+    persons_restored = sum(c["restored_persons"] for c in counters)
+    assert persons_evicted > 10 and persons_restored > 0, (persons_evicted, persons_restored)
     assert detector.threads_in_memory() < len(want["threads"]) / 2, (detector.threads_in_memory(), len(want["threads"]))

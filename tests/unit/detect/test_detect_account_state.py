@@ -10,8 +10,9 @@ from pathlib import Path
 
 from detect_builders import make_client, make_delete, make_msg
 
-from streams.detect.account_state import AccountState
+from streams.detect.account_state import AccountState, StoredPerson
 from streams.detect.batch import recompute
+from streams.detect.conversations import ConversationSummary
 from streams.detect.rows import (
     AlertRow,
     ConnectionRow,
@@ -150,9 +151,17 @@ def test_evicted_thread_is_restored_from_its_stored_interactions() -> None:
     assert state.counters["evicted"] == 1
     after = state.snapshot()
     assert after.threads == () and after.responses == ()
-    assert after.connections == before.connections  # connections stay exact
+    # p1 is named by no post in memory and talked last before the horizon: evicted too,
+    # restored from the stored conversation rows by the batch that names them again.
+    assert after.connections == () and state.persons_in_memory() == 0
     wake = make_msg("w", "reply", "p1", parent="r", pa="acct", root="m", at=10**9 + 5)
-    assert state.needs_restore([wake]) == {("x", "m")}
+    # idle for two horizons: the evicted id is forgotten too, so the store is asked
+    assert state.needs_restore([wake]) == {("x", "m"), ("x", "w")} and state.book.forgotten == {"x"}
+    assert state.persons_to_restore([*old, wake]) == {("x", "p1")}
+    conv = before.conversations[0]
+    state.restore_persons([StoredPerson("x", "p1", {("x", "m"): ConversationSummary(
+        conv.turns, conv.opened_by, conv.started_at, conv.last_at)}, conv.person_handle, (0, "m"))])
+    assert state.snapshot().connections == before.connections
     state.apply([*old, wake])
     snap = state.snapshot()
     assert snap.threads[0].posts == 3

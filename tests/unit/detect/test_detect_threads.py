@@ -146,8 +146,25 @@ def test_a_long_chain_arriving_newest_first_stays_cheap_and_exact() -> None:
 
 def test_an_evicted_provisional_thread_is_named_by_the_post_it_waits_for() -> None:
     book = book_of([masto("c", "p2", parent="b", at=3)])
-    assert book.evict_idle(now_ms=10_000, horizon_ms=100) == [("mastodon", "b")]
+    assert book.evict_idle(now_ms=150, horizon_ms=100) == [("mastodon", "b")]
     assert book.needs_restore(masto("b", "p1", parent="a", at=2)) == (("mastodon", "b"),)
+
+
+def test_evicted_ids_are_forgotten_past_a_second_horizon_or_the_cap() -> None:
+    """Past the bound the platform is *forgotten*: every thread not in memory is a candidate
+    for the store to settle, so nothing evicted is ever taken for a new thread."""
+    book = book_of([make_msg(f"r{i}", author="acct", at=i) for i in range(5)])
+    book.max_evicted = 2
+    assert len(book.evict_idle(now_ms=150, horizon_ms=100)) == 5
+    assert list(book.evicted) == [("x", "r3"), ("x", "r4")] and book.forgotten == {"x"}
+    assert book.needs_restore(make_msg("n", "reply", "p1", parent="r0", root="r0", at=200)) == (
+        ("x", "r0"), ("x", "n"))  # and a provisional thread named after it, if the store has one
+    assert book.needs_restore(make_msg("r4", author="acct", at=4)) == (("x", "r4"),)
+    book.add(make_msg("r4", author="acct", at=4))  # restored: in memory, no longer a candidate
+    assert book.needs_restore(make_msg("m", "reply", "p1", parent="r4", root="r4", at=5)) == (("x", "m"),)
+    assert ("x", "r4") not in book.evicted
+    book.evict_idle(now_ms=10_000, horizon_ms=100)  # idle for two horizons: ids dropped
+    assert book.evicted == {}
 
 
 def test_rebuild_equals_incremental() -> None:
