@@ -1,7 +1,10 @@
 """Per-minute pipeline counters, flushed to ``pipeline_metrics`` by a timer.
 
 Counting in memory and flushing every few seconds keeps the hot path free of extra store
-calls (each chDB insert costs ~20 ms whatever its size).
+calls (each chDB insert costs ~20 ms whatever its size). Each flush's rows carry one
+``written_at`` in ms, strictly increasing per buffer: it is the flush's identity in the
+table's key (migration 0009), so an insert retried with the same rows replaces itself
+instead of counting twice.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class MetricsBuffer:
         self.positions: dict[tuple[str, str, int], int] = {}  # (stage, topic, partition) -> next offset
         self.changed: set[str] = set()
         self.states: dict[str, tuple[str, str]] = {}  # stage -> (state, detail), last reported
+        self.last_written_ms = 0  # written_at of the previous flush: the next one is later
 
     def state(self, stage: str, state: str, detail: str) -> None:
         """A stage's state: ``retrying`` (with the error) while a call is retried, ``ok`` after.
@@ -67,8 +71,9 @@ class MetricsBuffer:
             hw = highwater(topic, partition)
             if hw is not None:
                 lag[(stage, topic)] += max(0, hw - nxt)
-        now = int(time.time())
-        minute_now = now // 60 * 60
+        now_ms = max(time.time_ns() // 1_000_000, self.last_written_ms + 1)
+        self.last_written_ms = now_ms
+        minute_now_ms = now_ms // 60_000 * 60_000
         rows: list[list[Any]] = []
         seen: set[tuple[str, str]] = set()
 
@@ -78,17 +83,17 @@ class MetricsBuffer:
         for (minute, stage, topic), c in sorted(self.counters.items()):
             seen.add((stage, topic))
             rows.append([minute * 1000, self.worker_id, stage, topic, c.records_in, c.events_in,
-                         c.events_out, c.dead_lettered, c.skipped, lag.get((stage, topic), 0), now * 1000,
+                         c.events_out, c.dead_lettered, c.skipped, lag.get((stage, topic), 0), now_ms,
                          *state_of(stage)])
         for (stage, topic), value in lag.items():
             if (stage, topic) not in seen:
                 seen.add((stage, topic))
-                rows.append([minute_now * 1000, self.worker_id, stage, topic, 0, 0, 0, 0, 0, value, now * 1000,
+                rows.append([minute_now_ms, self.worker_id, stage, topic, 0, 0, 0, 0, 0, value, now_ms,
                              *state_of(stage)])
         stages = {stage for stage, _ in seen}
         for stage in sorted(self.changed | {s for s, (st, _) in self.states.items() if st != OK}):
             if stage not in stages:
-                rows.append([minute_now * 1000, self.worker_id, stage, "", 0, 0, 0, 0, 0, 0, now * 1000,
+                rows.append([minute_now_ms, self.worker_id, stage, "", 0, 0, 0, 0, 0, 0, now_ms,
                              *state_of(stage)])
         self.changed.clear()
         self.counters.clear()

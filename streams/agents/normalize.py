@@ -45,8 +45,9 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
     raw = app.topic(*(settings.topic(raw_topic(p)) for p in PLATFORMS))
     interactions = app.topic(settings.topic(INTERACTIONS))
     dlq = app.topic(settings.topic(DLQ))
+    # raw_events is partitioned by platform (migration 0011): no month split of inserts.
     archive = TableWriter(ctx.store(), "raw_events", ARCHIVE_COLUMNS, ("received_at", "archived_at"),
-                          "received_at", settings.batch_size)
+                          None, settings.batch_size)
 
     def raw_record(msg: Any) -> RawRecord:
         return RawRecord(topic=msg.topic, partition=msg.partition, offset=msg.offset,

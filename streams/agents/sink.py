@@ -13,6 +13,7 @@ envelope), never dropped silently; detection then rebuilds its states from the s
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from functools import partial
@@ -36,6 +37,16 @@ log = logging.getLogger(__name__)
 STAGE = "sink"
 
 
+def sink_dead_letter_key(text: str) -> str:
+    """The archive key of a sink dead letter: its content, never its offset.
+
+    The embedded broker's offsets restart at 0, so a ``topic:partition:offset`` key made
+    each restart overwrite older dead letters; the same envelope delivered again is the
+    same dead letter. Migration 0011 computes the same key in SQL for stored ones.
+    """
+    return "sink:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
 def register(app: faust.App, ctx: WorkerContext, detection: Detection | None = None) -> None:
     settings = ctx.settings
     source = app.topic(settings.topic(INTERACTIONS))
@@ -44,10 +55,10 @@ def register(app: faust.App, ctx: WorkerContext, detection: Detection | None = N
     inter = TableWriter(client, "interactions", INTERACTION_COLUMNS,
                         ("created_at", "client_created_at", "ingested_at", "edited_at"), "created_at",
                         settings.batch_size)
-    changes = TableWriter(client, "changes", CHANGE_COLUMNS, ("changed_at",), "changed_at",
-                          settings.batch_size)
+    # changes and raw_events are partitioned by platform (migrations 0010, 0011): no month split.
+    changes = TableWriter(client, "changes", CHANGE_COLUMNS, ("changed_at",), None, settings.batch_size)
     dead_archive = TableWriter(client, "raw_events", ARCHIVE_COLUMNS, ("received_at", "archived_at"),
-                               "received_at", settings.batch_size)
+                               None, settings.batch_size)
 
     def write(envs: list[dict[str, list[list[Any]]]]) -> None:
         rows_i = [row for env in envs for row in env.get("i", ())]
@@ -62,7 +73,7 @@ def register(app: faust.App, ctx: WorkerContext, detection: Detection | None = N
         log.error("dead letter from %s[%s] offset=%s: %s", msg.topic, msg.partition, msg.offset, reason)
         record = {"reason": reason, "platform": "", "topic": msg.topic, "partition": msg.partition,
                   "offset": msg.offset, "received_at": now_ms(), "payload": text}
-        key = f"{msg.topic}:{msg.partition}:{msg.offset}"
+        key = sink_dead_letter_key(text)
         row = ["", key, text, "sink", now_ms(), now_ms(), msg.topic, msg.partition, msg.offset,
                "dead", reason, 0, ""]
         await durably(lambda: dead_archive.write([row]), "archiving a dead letter", ctx.backoff(STAGE))

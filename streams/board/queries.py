@@ -34,7 +34,7 @@ SELECT stage,
        sum(dead_lettered) AS dead_lettered,
        sum(skipped) AS skipped,
        argMax(lag, written_at) AS lag
-FROM pipeline_metrics
+FROM pipeline_metrics FINAL
 WHERE minute >= now() - INTERVAL 1 HOUR
 GROUP BY stage
 ORDER BY stage
@@ -45,7 +45,7 @@ STALLS_SQL = """
 SELECT stage, worker, detail, seen_at
 FROM (SELECT stage, worker, argMax(state, written_at) AS last_state, argMax(detail, written_at) AS detail,
              max(written_at) AS seen_at
-      FROM pipeline_metrics
+      FROM pipeline_metrics FINAL
       WHERE written_at >= now64(3) - INTERVAL 2 MINUTE AND state != ''
       GROUP BY stage, worker)
 WHERE last_state = 'retrying'

@@ -12,7 +12,7 @@ Rules every query here keeps (tests/grafana checks them by running each one on c
   ``$__timeGroup``; all-time figures (returning people, the unanswered queue) read the compact
   state tables ``FINAL`` by their sort key;
 * state tables are read ``FINAL`` (ReplacingMergeTree: latest version wins, deleted rows hidden);
-* the pipeline board reads ``pipeline_metrics`` and ``dead_letters``, which have no client: they
+* the pipeline board reads ``pipeline_metrics`` (``FINAL``) and ``dead_letters``, which have no client: they
   filter by time (and platform where the data has one).
 """
 
@@ -153,13 +153,14 @@ ORDER BY time, platform
 """, ("time", "platform", "conversations"), time_series=True, tables=("conversations",))
 
 # --- pipeline health --------------------------------------------------------------------------
-# pipeline_metrics holds one row per worker flush (sum them); minutes are whole, so a bucket is
-# never shorter than a minute when rates are computed.
+# pipeline_metrics holds one row per worker flush (sum them), read FINAL so that an insert the
+# worker retried counts once (migration 0009); minutes are whole, so a bucket is never shorter
+# than a minute when rates are computed.
 _BUCKET_S = "greatest($__interval_s, 60)"
 
 EVENTS_PER_STAGE = _q("events_per_stage", f"""
 SELECT $__timeInterval(minute) AS time, stage, sum(events_in) / {_BUCKET_S} AS events_per_s
-FROM pipeline_metrics
+FROM pipeline_metrics FINAL
 WHERE $__timeFilter(minute)
 GROUP BY time, stage
 ORDER BY time, stage
@@ -167,7 +168,7 @@ ORDER BY time, stage
 
 RECORDS_PER_TOPIC = _q("records_per_topic", f"""
 SELECT $__timeInterval(minute) AS time, topic, sum(records_in) / {_BUCKET_S} AS records_per_s
-FROM pipeline_metrics
+FROM pipeline_metrics FINAL
 WHERE $__timeFilter(minute) AND records_in > 0
 GROUP BY time, topic
 ORDER BY time, topic
@@ -178,7 +179,7 @@ CONSUMER_LAG = _q("consumer_lag", """
 SELECT time, stage, max(lag) AS lag
 FROM (SELECT $__timeInterval(minute) AS time, minute, stage, sum(worker_lag) AS lag
       FROM (SELECT minute, stage, topic, worker, argMax(lag, written_at) AS worker_lag
-            FROM pipeline_metrics
+            FROM pipeline_metrics FINAL
             WHERE $__timeFilter(minute)
             GROUP BY minute, stage, topic, worker)
       GROUP BY time, minute, stage)
@@ -186,13 +187,16 @@ GROUP BY time, stage
 ORDER BY time, stage
 """, ("time", "stage", "lag"), time_series=True, client=False, tables=("pipeline_metrics",))
 
+# Dead letters are counted in the archive, one per payload at its first arrival (the view reads
+# raw_events FINAL): a redelivered batch does not count its dead letters twice, as its counters
+# in pipeline_metrics would (they count work done). Normalizer dead letters, as before.
 DLQ_RATE = _q("dlq_rate", f"""
-SELECT $__timeInterval(minute) AS time, sum(dead_lettered) * 60 / {_BUCKET_S} AS dead_letters_per_min
-FROM pipeline_metrics
-WHERE $__timeFilter(minute) AND stage = 'normalize'
+SELECT $__timeInterval(archived_at) AS time, count() * 60 / {_BUCKET_S} AS dead_letters_per_min
+FROM dead_letters
+WHERE $__timeFilter(archived_at) AND platform != ''
 GROUP BY time
 ORDER BY time
-""", ("time", "dead_letters_per_min"), time_series=True, client=False, tables=("pipeline_metrics",))
+""", ("time", "dead_letters_per_min"), time_series=True, client=False, tables=("raw_events",))
 
 LATEST_DEAD_LETTERS = _q("latest_dead_letters", f"""
 SELECT archived_at, platform, reason, topic, partition, offset
@@ -237,15 +241,15 @@ ORDER BY client_id, due_at
 
 ALERT_STALLED = _q("alert_stalled", """
 SELECT if(reports = 0, 0, dateDiff('second', last_ingested, now()) / 60) AS silent_minutes
-FROM (SELECT (SELECT count() FROM pipeline_metrics WHERE $__timeFilter(minute)) AS reports,
+FROM (SELECT (SELECT count() FROM pipeline_metrics FINAL WHERE $__timeFilter(minute)) AS reports,
              (SELECT max(ingested_at) FROM interactions WHERE $__timeFilter(created_at)) AS last_ingested)
 """, ("silent_minutes",), client=False, tables=("pipeline_metrics", "interactions"))
 
 ALERT_DLQ = _q("alert_dlq", """
-SELECT sum(dead_lettered) AS dead_letters
-FROM pipeline_metrics
-WHERE stage = 'normalize' AND $__timeFilter(minute)
-""", ("dead_letters",), client=False, tables=("pipeline_metrics",))
+SELECT count() AS dead_letters
+FROM dead_letters
+WHERE platform != '' AND $__timeFilter(archived_at)
+""", ("dead_letters",), client=False, tables=("raw_events",))
 
 PANEL_QUERIES: tuple[Query, ...] = (
     CONVERSATIONS, RETURNING, RESPONSE_STATS, CLIENTS_TABLE, CONNECTIONS_VS_VANITY, INBOUND_SERIES,

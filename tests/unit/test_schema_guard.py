@@ -10,17 +10,21 @@ from streams.store.migrations import load_migrations
 
 
 def _ddl_columns(table: str) -> list[tuple[str, str]]:
-    """The table's columns after every migration: CREATE TABLE, then ALTER ... ADD COLUMN."""
+    """The table's columns after every migration: CREATE TABLE (or a copy ``<table>_NNNN`` that a
+    migration swaps in), then ALTER ... ADD COLUMN. MATERIALIZED columns and indexes are not
+    written by the pipeline, so they are not columns here."""
     cols: list[tuple[str, str]] | None = None
     for mig in load_migrations():
         for stmt in mig.statements():
-            m = re.match(rf"CREATE TABLE IF NOT EXISTS {table}\s*\((.*)\)\s*ENGINE", stmt, re.S)
+            m = re.match(rf"CREATE TABLE IF NOT EXISTS {table}(?:_\d{{4}})?\s*\((.*)\)\s*ENGINE", stmt, re.S)
             if m:
                 cols = []
                 for line in m.group(1).strip().splitlines():
                     line = line.strip().rstrip(",")
                     name, ctype = line.split(" ", 1)
-                    cols.append((name, ctype))
+                    if name == "INDEX" or " MATERIALIZED " in f" {ctype} ":
+                        continue
+                    cols.append((name, ctype.removesuffix(" DEFAULT ''")))
             m = re.match(rf"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS (\w+) (.+?)(?: DEFAULT .*)?$", stmt, re.S)
             if m and cols is not None:
                 cols.append((m.group(1), m.group(2).strip()))
