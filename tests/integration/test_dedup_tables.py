@@ -30,7 +30,7 @@ from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS
 from streams.kafka_admin import ensure_topics
 from streams.settings import Settings
 from streams.store.client import connect
-from streams.store.migrations import MIGRATIONS_DIR, migrate
+from streams.store.migrations import MIGRATIONS_DIR, load_migrations, migrate
 from streams.store.writer import TableWriter
 from streams.topics import INTERACTIONS, full_names
 from tests.support.stack import REPO, Namespace, unique_name
@@ -287,3 +287,15 @@ def test_store_filled_by_0008_migrates_to_the_heads_results(runs: dict[str, Run]
         client.close()
     assert int(got["dedup-test"]) == 7  # the copy keyed the retried flush's rows: counted once
     assert migrate(old.ns.store_url, old.ns.settings) == []  # and migrating again is a no-op
+    # A run interrupted after its swap, before the ledger recorded it, runs again: it converges.
+    client = connect(old.ns.store_url, old.ns.settings)
+    try:
+        for mig in load_migrations():
+            if 9 <= mig.number <= 11:
+                for stmt in mig.statements():
+                    client.command(stmt)
+        tables = {r[0] for r in client.query("SHOW TABLES").result_rows}
+    finally:
+        client.close()
+    assert _read(old.ns) == after
+    assert not {t for t in tables if t[-5:-4] == "_" and t[-4:].isdigit()}, tables  # no copy left behind
