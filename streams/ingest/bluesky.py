@@ -10,8 +10,13 @@ people who have dealt with a tracked account (authors already archived) pass too
 Jetstream for the tracked accounts' own records only (``wantedDids``).
 
 Resume: Jetstream replays from a ``cursor`` (``time_us``, microseconds). The cursor is the
-largest ``time_us`` archived in ``raw_events``, less ``ingest_rewind_s``; events the
-rewind sends again are recognised by their archive key and not published twice.
+agent's contiguous watermark (``<data_dir>/cursors/bluesky.json``): the furthest ``time_us``
+up to which every event it published is confirmed in ``raw_events``
+(streams/ingest/watermark.py), less ``ingest_rewind_s``. Records land on random
+partitions, so the newest archived event is no resume point: older ones may have died with
+the broker. Only without a watermark (a first run, an upgrade) is the largest archived
+``time_us`` used. Events sent again that the archive holds are recognised by their
+archive key and not published twice.
 
 Handles: Jetstream names people by DID only. With ``bluesky_resolve_handles`` (off by
 default, so the agent makes no call but Jetstream's unless asked) the author's handle is
@@ -40,7 +45,10 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 from streams.clients import ClientsFile
 from streams.ingest.agent import CredentialsRefused, RateLimited, Retry, Seen, retry_after_s, supervise
 from streams.ingest.httpio import TRANSIENT
+from streams.ingest.publisher import payload_key
+from streams.ingest.resume import ResumeBook, resume_path
 from streams.ingest.runtime import Context
+from streams.limits import payload_max_bytes
 from streams.normalize.base import raw_key_of
 from streams.normalize.bluesky import FOLLOW, POST, SIGNALS
 from streams.settings import Settings
@@ -200,25 +208,30 @@ class BlueskyAgent:
         self.last_published_us: int | None = None
         self.loaded = False
         self.handles = HandleResolver(self.settings) if self.settings.bluesky_resolve_handles else None
+        self.book = ResumeBook(resume_path(self.settings.data_dir, self.name), PLATFORM)
+        self.mark = self.book.mark(SOURCE)
+        self.payload_max = payload_max_bytes(self.settings)
 
     async def run(self) -> None:
+        keeper = asyncio.create_task(self.book.keep(self.ctx.cursors, self.status, self.settings.spool_confirm_s))
         try:
             await supervise(self.status, self.settings, self.session,
                             expected=(*TRANSIENT, WebSocketException, asyncio.TimeoutError))
         finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
             if self.handles is not None:
                 await self.handles.close()
 
     async def resume_point(self) -> int | None:
-        """Where to resume: the archived cursor while something published may not be
-        archived yet (it could have died with the broker), else where reading stopped."""
-        archived = await self.ctx.cursors.jetstream_cursor(SOURCE)
-        self.status.cursor = str(archived or "")
-        if self.last_published_us is not None and (archived is None or self.last_published_us > archived):
-            base = archived if archived is not None else self.first_published_us
+        """Where to resume: the contiguous watermark (every event published up to it is
+        archived, streams/ingest/watermark.py); without one yet (a first run, an upgrade),
+        the newest archived ``time_us``, less the rewind either way."""
+        if self.mark.safe is not None:
+            base: int | None = self.mark.safe
+            self.status.cursor = str(base)
         else:
-            known = [t for t in (archived, self.last_time_us) if t is not None]
-            base = max(known) if known else None
+            base = await self._archive_point()
         if base is None:
             return None
         cursor = max(0, base - int(self.settings.ingest_rewind_s * 1_000_000))
@@ -226,6 +239,16 @@ class BlueskyAgent:
             # What the rewind (or a crash before the store caught up) sends again.
             self.seen.update(await self.ctx.cursors.bluesky_keys_since(cursor, SOURCE))
         return cursor
+
+    async def _archive_point(self) -> int | None:
+        archived = await self.ctx.cursors.jetstream_cursor(SOURCE)
+        self.status.cursor = str(archived or "")
+        if self.last_published_us is not None and (archived is None or self.last_published_us > archived):
+            base = archived if archived is not None else self.first_published_us
+        else:
+            known = [t for t in (archived, self.last_time_us) if t is not None]
+            base = max(known) if known else None
+        return base
 
     async def session(self) -> None:
         if not self.loaded:
@@ -280,8 +303,12 @@ class BlueskyAgent:
         if stamp is not None:
             self.last_time_us = stamp if self.last_time_us is None else max(self.last_time_us, stamp)
         if self.settings.bluesky_filter and not self.relevance.wants(raw, event):
+            if stamp is not None:
+                self.mark.covered(stamp)
             return
         if not self.seen.add(raw_key_of(event)):
+            if stamp is not None:
+                self.mark.covered(stamp)
             return
         did = event.get("did")
         if isinstance(did, str):
@@ -293,4 +320,7 @@ class BlueskyAgent:
             handle = (await self.handles.resolve([did])).get(did)
             if handle and event:  # a non-empty object: a comma can follow the added key
                 raw = with_handle(raw, handle)
+        if stamp is not None:
+            self.mark.published(stamp, payload_key(raw, self.payload_max))
+            self.mark.covered(stamp)
         await self.ctx.outbox.put(PLATFORM, raw, SOURCE)

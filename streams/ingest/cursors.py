@@ -28,7 +28,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import OperationalError
 
 from streams.errors import StackError
-from streams.ingest.spool import ARCHIVED_KEYS_SQL
+from streams.ingest.spool import ARCHIVED_KEYS_SQL, KEYS_PER_QUERY
 from streams.settings import Settings
 from streams.store.client import connect
 
@@ -144,10 +144,12 @@ class ArchiveCursors:
 
     async def archived_keys(self, platform: str, keys: Sequence[str]) -> set[str]:
         """Which of these archive keys ``raw_events`` holds (any time: no lookback window)."""
-        if not keys:
-            return set()
-        rows = await self.query(ARCHIVED_KEYS_SQL, platform=platform, keys=list(keys))
-        return {r[0] for r in rows}
+        found: set[str] = set()
+        unique = sorted(set(keys))
+        for i in range(0, len(unique), KEYS_PER_QUERY):
+            rows = await self.query(ARCHIVED_KEYS_SQL, platform=platform, keys=unique[i:i + KEYS_PER_QUERY])
+            found.update(r[0] for r in rows)
+        return found
 
     def close(self) -> None:
         self._exec.submit(self._drop).result(10)

@@ -46,6 +46,9 @@ SELECT DISTINCT raw_key FROM raw_events
 WHERE platform = {platform:String} AND raw_key IN {keys:Array(String)}
 """
 """Which of these archive keys ``raw_events`` holds (its sort key is ``(platform, raw_key)``)."""
+KEYS_PER_QUERY = 80
+"""clickhouse-connect sends a parameter over 4 KB as multipart form data, which the embedded
+store does not serve (streams/embedded/store_http.py): 80 keys of 32 hex digits stay below."""
 
 
 class SpoolBusy(OSError):

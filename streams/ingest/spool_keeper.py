@@ -24,11 +24,10 @@ from clickhouse_connect.driver.client import Client
 from streams.ingest.agent import Outbox, Status, describe
 from streams.ingest.cursors import ArchiveCursors
 from streams.ingest.publisher import Publisher
-from streams.ingest.spool import ARCHIVED_KEYS_SQL, Entry, Spool, SpoolBusy, by_platform, spool_dirs
+from streams.ingest.spool import ARCHIVED_KEYS_SQL, KEYS_PER_QUERY, Entry, Spool, SpoolBusy, by_platform, spool_dirs
 from streams.settings import Settings
 
 log = logging.getLogger("streams.ingest")
-CHUNK = 1000  # keys per archive look-up
 
 
 def due(entries: Iterable[Entry], now: float, republish_s: float) -> list[Entry]:
@@ -41,8 +40,8 @@ def archived_in(entries: list[Entry], lookup: Callable[[str, list[str]], set[str
     """The entries whose key ``lookup(platform, keys)`` reports archived."""
     found: list[Entry] = []
     for platform, group in by_platform(entries).items():
-        for i in range(0, len(group), CHUNK):
-            chunk = group[i:i + CHUNK]
+        for i in range(0, len(group), KEYS_PER_QUERY):
+            chunk = group[i:i + KEYS_PER_QUERY]
             keys = lookup(platform, sorted({e.key for e in chunk}))
             found += [e for e in chunk if e.key in keys]
     return found
@@ -76,10 +75,8 @@ class SpoolKeeper:
             return
         found: list[Entry] = []
         for platform, group in by_platform(pending).items():
-            for i in range(0, len(group), CHUNK):
-                chunk = group[i:i + CHUNK]
-                keys = await self.cursors.archived_keys(platform, sorted({e.key for e in chunk}))
-                found += [e for e in chunk if e.key in keys]
+            keys = await self.cursors.archived_keys(platform, [e.key for e in group])  # chunked inside
+            found += [e for e in group if e.key in keys]
         self.confirmed += self.spool.confirm(found)
         now = time.monotonic()
         gone = set(found)

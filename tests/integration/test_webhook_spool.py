@@ -50,20 +50,20 @@ async def post(url: str, bodies: list[bytes]) -> list[int]:
 
 
 def test_an_agent_publishes_its_spool_again_until_the_archive_has_it(namespace: Namespace) -> None:
-    bodies = [body(i) for i in range(3)]
+    bodies = [body(i) for i in range(100)]  # more keys than one archive look-up takes
     fast = dict(spool_confirm_s=0.2, spool_republish_s=1.0)
 
     async def before_any_worker() -> None:
         async with receiver(namespace, **fast) as (url, _):
-            assert await post(url, bodies) == [200] * 3
-            assert spooled(namespace) == 3  # answered means on disk
+            assert await post(url, bodies) == [200] * 100
+            assert spooled(namespace) == 100  # answered means on disk
         # No worker ran: nothing is archived, so a new agent publishes it all again at once,
         # and again each RAPPORT_SPOOL_REPUBLISH_S while the archive still lacks it.
         async with receiver(namespace, **fast):
-            await eventually(lambda: len(raw_payloads(namespace, "facebook")) >= 9, what="published again")
+            await eventually(lambda: len(raw_payloads(namespace, "facebook")) >= 300, what="published again")
 
     run(before_any_worker)
-    assert spooled(namespace) == 3
+    assert spooled(namespace) == 100
     limit = payload_max_bytes(namespace.settings)
 
     async def with_a_worker() -> None:
