@@ -217,13 +217,24 @@ def demo(data_dir: DataDir = None, clients: ClientsOpt = None,
 
 @app.command()
 def bench(data_dir: DataDir = None, clients: ClientsOpt = None,
-          events: Annotated[int, typer.Option(help="Events to push through the pipeline.")] = 200_000) -> None:
+          events: Annotated[int | None, typer.Option(
+              help="Events to push through the pipeline (default 200,000; with --soak 2,000,000).")] = None,
+          soak: Annotated[bool, typer.Option(
+              help="Instead: months of event time through one worker, its RSS after each round.")] = False,
+          days: Annotated[float, typer.Option(help="--soak: days of event time the events span.")] = 120.0,
+          rounds: Annotated[int, typer.Option(help="--soak: publish-and-drain rounds (RSS read after each).")] = 40,
+          ) -> None:
     """Measure raw consume, pipeline throughput and ingest->queryable latency (JSON line last)."""
-    from streams.bench import run_bench
-
     with _friendly():
         settings = _settings(data_dir, clients)
-        run_bench(settings, events=events, console=err)
+        if soak:
+            from streams.bench_soak import run_soak
+
+            run_soak(settings, events=events or 2_000_000, days=days, rounds=rounds, console=err)
+            return
+        from streams.bench import run_bench
+
+        run_bench(settings, events=events or 200_000, console=err)
 
 
 @app.command()
