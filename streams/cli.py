@@ -217,13 +217,23 @@ def demo(data_dir: DataDir = None, clients: ClientsOpt = None,
 
 @app.command()
 def bench(data_dir: DataDir = None, clients: ClientsOpt = None,
-          events: Annotated[int, typer.Option(help="Events to push through the pipeline.")] = 200_000) -> None:
+          events: Annotated[int | None, typer.Option(
+              help="Events to push through the pipeline (default 200,000; with --scale 1,000,000).")] = None,
+          scale: Annotated[bool, typer.Option(
+              "--scale", help="Backfill months of traffic, then time every board query and the report "
+                              "(streams/bench_scale.py).")] = False,
+          runs: Annotated[int, typer.Option(min=1, help="With --scale: runs of each query timed.")] = 7) -> None:
     """Measure raw consume, pipeline throughput and ingest->queryable latency (JSON line last)."""
-    from streams.bench import run_bench
-
     with _friendly():
         settings = _settings(data_dir, clients)
-        run_bench(settings, events=events, console=err)
+        if scale:
+            from streams.bench_scale import run_scale
+
+            run_scale(settings, events=events or 1_000_000, console=err, runs=runs)
+            return
+        from streams.bench import run_bench
+
+        run_bench(settings, events=events or 200_000, console=err)
 
 
 @app.command()
