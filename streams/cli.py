@@ -218,19 +218,31 @@ def demo(data_dir: DataDir = None, clients: ClientsOpt = None,
 @app.command()
 def bench(data_dir: DataDir = None, clients: ClientsOpt = None,
           events: Annotated[int | None, typer.Option(
-              help="Events to push through the pipeline (default 200,000; with --soak 2,000,000).")] = None,
+              help="Events to push through the pipeline (default 200,000; with --soak 2,000,000; "
+                   "with --scale 1,000,000).")] = None,
           soak: Annotated[bool, typer.Option(
               help="Instead: months of event time through one worker, its RSS after each round.")] = False,
           days: Annotated[float, typer.Option(help="--soak: days of event time the events span.")] = 120.0,
           rounds: Annotated[int, typer.Option(help="--soak: publish-and-drain rounds (RSS read after each).")] = 40,
+          scale: Annotated[bool, typer.Option(
+              "--scale", help="Instead: backfill months of traffic, then time every board query and the "
+                              "report (streams/bench_scale.py).")] = False,
+          runs: Annotated[int, typer.Option(min=1, help="--scale: runs of each query timed.")] = 7,
           ) -> None:
     """Measure raw consume, pipeline throughput and ingest->queryable latency (JSON line last)."""
     with _friendly():
         settings = _settings(data_dir, clients)
+        if soak and scale:
+            raise typer.BadParameter("--soak and --scale are two different benches: pick one")
         if soak:
             from streams.bench_soak import run_soak
 
             run_soak(settings, events=events or 2_000_000, days=days, rounds=rounds, console=err)
+            return
+        if scale:
+            from streams.bench_scale import run_scale
+
+            run_scale(settings, events=events or 1_000_000, console=err, runs=runs)
             return
         from streams.bench import run_bench
 

@@ -239,15 +239,19 @@ def figures_sql(names: Sequence[str], scope: Scope, by: str | None = None) -> st
     group = (by,) if by else ()
     ctes = [f"t{i} AS (\n{_indent(table_sql(t, [n for n in names if BY_NAME[n].table == t], scope, group))})"
             for i, t in enumerate(tables)]
-    cols = [f"t{tables.index(BY_NAME[n].table)}.{n} AS {n}" for n in names]
     head = "WITH\n" + ",\n".join(ctes)
     if not by:
+        cols = [f"t{tables.index(BY_NAME[n].table)}.{n} AS {n}" for n in names]
         joined = " CROSS JOIN ".join(f"t{i}" for i in range(len(tables)))
         return f"{head}\nSELECT {', '.join(cols)}\nFROM {joined}"
+    # A key missing from a table: its figures NULL. Spelled out rather than by the setting
+    # join_use_nulls, which a read-only user (Grafana's, the report's) may not change (164).
+    cols = [f"if(t{i}.{by} = ids.{by}, t{i}.{n}, NULL) AS {n}"
+            for n in names for i in [tables.index(BY_NAME[n].table)]]
     ids = " UNION DISTINCT ".join(f"SELECT {by} FROM t{i}" for i in range(len(tables)))
     joins = "\n".join(f"LEFT JOIN t{i} ON t{i}.{by} = ids.{by}" for i in range(len(tables)))
     return (f"{head},\nids AS ({ids})\nSELECT ids.{by} AS {by}, {', '.join(cols)}\n"
-            f"FROM ids\n{joins}\nORDER BY {by}\nSETTINGS join_use_nulls = 1")
+            f"FROM ids\n{joins}\nORDER BY {by}")
 
 
 def _indent(text: str) -> str:

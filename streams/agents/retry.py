@@ -27,7 +27,7 @@ from aiokafka.errors import (
 )
 from clickhouse_connect.driver.exceptions import Error as StoreError
 
-from streams.store.errors import error_code, is_data_error
+from streams.store.errors import error_code, is_deterministic
 from streams.store.writer import IncompleteInsert
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def is_transient(exc: BaseException) -> bool:
     """True when retrying the same call unchanged can succeed (see the module docstring)."""
     for cause in _causes(exc):
         if isinstance(cause, StoreError):
-            return not is_data_error(cause)
+            return not is_deterministic(cause)
         if isinstance(cause, IncompleteInsert):
             return True
         if isinstance(cause, _RECORD_ERRORS):

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from streams import figures
 from streams.text import BOARD_TEXT_CHARS, one_line_sql
@@ -40,9 +41,11 @@ GROUP BY stage
 ORDER BY stage
 """
 
-# Stages whose latest flush (per worker, last two minutes) says they are retrying a call.
+# Stages whose latest flush (per worker, last two minutes) says they are retrying a call, with
+# the ClickHouse error code of the last failure (0 when the error had none: connection refused).
+# The pipeline Grafana board's "Stalled stages" panel runs this very text (streams/grafana/sql.py).
 STALLS_SQL = """
-SELECT stage, worker, detail, seen_at
+SELECT stage, worker, toUInt32OrZero(extract(detail, 'code ([0-9]+)')) AS error_code, detail, seen_at
 FROM (SELECT stage, worker, argMax(state, written_at) AS last_state, argMax(detail, written_at) AS detail,
              max(written_at) AS seen_at
       FROM pipeline_metrics FINAL
@@ -63,6 +66,8 @@ class BoardData:
     """Per client, :data:`RECENT_FIGURES` over the last hour of event time."""
     stalls: list[dict[str, Any]] = field(default_factory=list)
     """Stages retrying a call right now (worker, what and the error): a stall is never silent."""
+    unreadable: str = ""
+    """Why the figures could not be read (empty when they were)."""
 
 
 def _rows(client: Client, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -77,15 +82,24 @@ def latest_event(client: Client) -> datetime | None:
 
 
 def read_board(client: Client, last_events: int = 8) -> BoardData:
+    """Everything the board shows. The stalls are read first and on their own: a store that
+    cannot answer the figures (a table missing, the very stall on show) still shows why."""
     from streams.report import collect
 
-    latest = latest_event(client)
-    recent = [] if latest is None else collect(client, since=latest - timedelta(hours=1), until=latest,
-                                               names=RECENT_FIGURES)
-    return BoardData(
-        detection=collect(client, names=BOARD_FIGURES),
-        last_events=_rows(client, LAST_EVENTS_SQL, {"limit": last_events}),
-        pipeline=_rows(client, PIPELINE_SQL),
-        recent=recent,
-        stalls=_rows(client, STALLS_SQL),
-    )
+    stalls = _rows(client, STALLS_SQL)
+    try:
+        latest = latest_event(client)
+        recent = [] if latest is None else collect(client, since=latest - timedelta(hours=1), until=latest,
+                                                   names=RECENT_FIGURES)
+        return BoardData(
+            detection=collect(client, names=BOARD_FIGURES),
+            last_events=_rows(client, LAST_EVENTS_SQL, {"limit": last_events}),
+            pipeline=_rows(client, PIPELINE_SQL),
+            recent=recent,
+            stalls=stalls,
+        )
+    except DatabaseError as exc:
+        if not stalls:
+            raise
+        return BoardData(detection=[], last_events=[], pipeline=[], stalls=stalls,
+                         unreadable=str(exc).strip().splitlines()[0][:200])

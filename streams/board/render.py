@@ -55,9 +55,17 @@ def render(data: BoardData, clients: ClientsFile, elapsed_s: float) -> Group:
     for p in data.pipeline:
         pipe.add_row(p["stage"], f"{int(p['events_in']):,}", f"{int(p['dead_lettered']):,}",
                      f"{int(p['skipped']):,}", f"{int(p['lag']):,}")
-    stalls = [Text(f"retrying {p['stage']} on {p['worker']}: {p['detail']}", style="bold red")
+    stalls = [Text(f"stalled: {p['stage']} on {p['worker']} retrying"
+                   f"{_code(p)}: {p['detail']}", style="bold red")
               for p in data.stalls]
+    if data.unreadable:
+        stalls.append(Text(f"figures unreadable while stalled: {data.unreadable}", style="red"))
     return Group(table, conn, pipe, *stalls, recent_events)
+
+
+def _code(stall: dict[str, object]) -> str:
+    code = stall.get("error_code")
+    return f" (store error code {code})" if code else ""
 
 
 def _minutes(seconds: float | None) -> str:
@@ -87,5 +95,6 @@ def summary_lines(data: BoardData, clients: ClientsFile) -> list[str]:
         lines.append(f"stage={p['stage']} events_in={int(p['events_in'])} lag={int(p['lag'])} "
                      f"dead_lettered={int(p['dead_lettered'])} skipped={int(p['skipped'])}")
     for p in data.stalls:
-        lines.append(f"stage={p['stage']} state=retrying worker={p['worker']} detail={p['detail']}")
+        lines.append(f"stage={p['stage']} state=retrying worker={p['worker']} "
+                     f"error_code={int(p.get('error_code') or 0)} detail={p['detail']}")
     return lines

@@ -285,11 +285,16 @@ class DetectStore:
         terms = [f"({_account(c, a)} AND platform = {quote(p)} AND event_id IN {quote_list(chunk)})"
                  for (c, a, p), ids in sorted(events.items()) for chunk in chunked(ids, self.list_budget)]
         out: dict[tuple[str, str, str], set[int]] = {}
-        for group in packed(terms, self.terms_budget):
+        groups = list(packed(terms, self.terms_budget))
+        for group in groups:
             sql = ("SELECT DISTINCT client_id, account_id, platform, "
                    "intDiv(toUnixTimestamp64Milli(created_at), 60000) FROM interactions WHERE " + " OR ".join(group))
             for c, a, p, minute in self.rows(sql):
                 out.setdefault((c, a, p), set()).add(int(minute))
+        if len(groups) > 1:  # what one statement would have weighed (tests/integration/test_backlog.py)
+            ids = sum(len(v) for v in events.values())
+            whole = sum(len(t.encode()) + 4 for t in terms)
+            log.info("minutes of %d known events read in %d statements (%d bytes as one)", ids, len(groups), whole)
         return out
 
     def recompute_rollup(self, version: int, accounts: Iterable[tuple[str, str]] = (),

@@ -113,6 +113,9 @@ def pipeline_health() -> dashboard.Dashboard:
              .with_variable(query_variable("client", "Client", sql.VAR_CLIENT))
              .with_variable(custom_variable("platform", "Platform", list(PLATFORMS))))
     return _numbered(board, [
+        table_panel("Stalled stages", sql.STALLED_STAGES, height=5,
+                    description="Stages retrying a store or broker call right now (last two minutes), with the "
+                                "store's error code: the pipeline is not moving while a row is here."),
         series_panel("Events/s by stage", sql.EVENTS_PER_STAGE, unit="ops",
                      description="normalize: payloads read; sink: rows stored."),
         series_panel("Records/s by topic", sql.RECORDS_PER_TOPIC, unit="ops"),

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from streams import figures
+from streams.board.queries import STALLS_SQL
 from streams.text import PANEL_TEXT_CHARS, one_line_sql
 
 CLIENT = "client_id IN (${client:singlequote})"
@@ -228,6 +229,11 @@ GROUP BY time
 ORDER BY time
 """, ("time", "p50_s", "max_s"), time_series=True, tables=("alerts",))
 
+# A stage retrying a call right now, with the store's error code: a stall is never silent. The
+# terminal board's own query (streams/board/queries.py), so both show the same stalls.
+STALLED_STAGES = _q("stalled_stages", STALLS_SQL, ("stage", "worker", "error_code", "detail", "seen_at"),
+                    client=False, tables=("pipeline_metrics",))
+
 # --- alert rules (no dashboard variables: one series per row, strings become labels) ----------
 ALERT_UNANSWERED = _q("alert_unanswered", f"""
 SELECT client_id, account_id, platform, event_id,
@@ -255,5 +261,6 @@ PANEL_QUERIES: tuple[Query, ...] = (
     CONVERSATIONS, RETURNING, RESPONSE_STATS, CLIENTS_TABLE, CONNECTIONS_VS_VANITY, INBOUND_SERIES,
     UNANSWERED_QUEUE, ACTIVE_THREADS, RESPONSE_TIMES, TOP_RETURNING, CONVERSATIONS_PER_HOUR,
     EVENTS_PER_STAGE, RECORDS_PER_TOPIC, CONSUMER_LAG, DLQ_RATE, LATEST_DEAD_LETTERS, INGEST_LATENCY, SWEEP_LAG,
+    STALLED_STAGES,
 )
 ALERT_QUERIES: tuple[Query, ...] = (ALERT_UNANSWERED, ALERT_STALLED, ALERT_DLQ)

@@ -83,7 +83,8 @@ def test_queries_filter_by_client_and_time_series_by_time() -> None:
             assert "$__timeInterval(" in query.sql or "$__timeGroup(" in query.sql, query.key
         assert (not query.client) == (query.key in {
             "events_per_stage", "records_per_topic", "consumer_lag", "dlq_rate", "latest_dead_letters",
-            "ingest_latency"}), f"{query.key}: only pipeline data (no client column) may skip the client filter"
+            "ingest_latency", "stalled_stages",
+        }), f"{query.key}: only pipeline data (no client column) may skip the client filter"
 
 
 def test_alert_provisioning_validates_against_the_schema() -> None:

@@ -13,6 +13,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from streams.agents.retry import is_transient
 from streams.board.queries import read_board
+from streams.grafana import sql
 from streams.ingest.publisher import Publisher
 from streams.interaction import INTERACTION_COLUMNS
 from streams.store.client import connect
@@ -20,6 +21,7 @@ from streams.store.errors import error_code, is_data_error
 from streams.store.migrations import migrate
 from streams.store.writer import IncompleteInsert, TableWriter
 from tests.integration.test_batch_commit import comment, expected_keys, stored_keys
+from tests.support.grafana_client import GrafanaClickHouse
 from tests.support.stack import Namespace, stop_process, unique_name, wait_until
 
 pytestmark = pytest.mark.integration
@@ -110,6 +112,49 @@ def test_too_many_parts_is_retried_and_shown_on_the_board(namespace: Namespace) 
             client.command("ALTER TABLE interactions MODIFY SETTING max_parts_in_total = 100000")
             ns.drain()
             wait_until(lambda: not stalled(), timeout_s=30)  # the next flush says "ok"
+        final, keys = stored_keys(ns)
+        want = expected_keys(ns, warm + held)
+        assert final == len(want) and keys == want, ns.log_tail()
+    finally:
+        pub.close()
+        client.close()
+
+
+def test_a_stall_shows_its_error_code_on_the_board_and_the_pipeline_grafana_board(namespace: Namespace) -> None:
+    """A table renamed away (UNKNOWN_TABLE, 60) stalls the sink; both boards name the code."""
+    ns = namespace
+    client = connect(ns.store_url, ns.settings)
+    grafana = GrafanaClickHouse(ns.store_url, ns.settings.store_database)
+    grafana.connect()
+    warm, held = [comment(i) for i in range(10)], [comment(i) for i in range(10, 40)]
+    pub = Publisher(ns.settings, ns.broker_url)
+    try:
+        with ns.worker():
+            for payload in warm:
+                pub.add("reddit", payload, "test")
+            pub.flush()
+            ns.drain()
+            client.command("RENAME TABLE interactions TO interactions_away")
+            for payload in held:
+                pub.add("reddit", payload, "test")
+            pub.flush()
+
+            def board_stalls() -> list[dict]:
+                try:  # until a flush records the stall, the board cannot read its figures
+                    return [s for s in read_board(client).stalls if s["error_code"] == 60]
+                except DatabaseError:
+                    return []
+
+            def grafana_stalls() -> list[dict]:
+                return [r for r in grafana.query(sql.STALLED_STAGES.sql).dicts() if r["error_code"] == 60]
+
+            stalls = wait_until(board_stalls, timeout_s=60)
+            assert stalls[0]["stage"] in ("sink", "detect") and "code 60" in stalls[0]["detail"]
+            shown = wait_until(grafana_stalls, timeout_s=10)
+            assert {r["stage"] for r in shown} == {s["stage"] for s in stalls}
+            client.command("RENAME TABLE interactions_away TO interactions")
+            ns.drain()
+            wait_until(lambda: not grafana.query(sql.STALLED_STAGES.sql).rows, timeout_s=30)
         final, keys = stored_keys(ns)
         want = expected_keys(ns, warm + held)
         assert final == len(want) and keys == want, ns.log_tail()

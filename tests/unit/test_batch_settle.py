@@ -73,6 +73,9 @@ def store_error(code: int | None) -> DatabaseError:
     (OperationalError("connection refused"), True),
     (store_error(6), False),  # CANNOT_PARSE_TEXT
     (store_error(117), False),  # INCORRECT_DATA
+    (store_error(229), False),  # QUERY_IS_TOO_LARGE: the same statement is refused again
+    (store_error(62), False),  # SYNTAX_ERROR
+    (store_error(47), True),  # UNKNOWN_IDENTIFIER: a migration adding the column cures it
     (KafkaConnectionError(), True),
     (ConnectionRefusedError(), True),
     (MessageSizeTooLargeError(), False),
@@ -91,3 +94,25 @@ def test_a_wrapped_producer_error_is_classified_by_its_cause() -> None:
                 raise ProducerSendError("Error while sending") from inner
         except ProducerSendError as exc:
             assert is_transient(exc) is transient
+
+
+def test_a_statement_too_large_for_its_batch_splits_the_batch_and_is_never_retried_whole() -> None:
+    """QUERY_IS_TOO_LARGE is deterministic: halves build smaller statements, nothing is lost."""
+    handled: list[int] = []
+    sizes: list[int] = []
+
+    async def handle(batch: list[int]) -> None:
+        sizes.append(len(batch))
+        if len(batch) > 8:
+            raise store_error(229)
+        handled.extend(batch)
+
+    async def dead_letter(item: int, reason: str) -> None:  # pragma: no cover - must not run
+        raise AssertionError(f"dead-lettered: {reason}")
+
+    states: list[str] = []
+    backoff = Backoff("sink", lambda stage, state, detail: states.append(state), first_s=0.001, max_s=0.001)
+    items = list(range(100))
+    assert asyncio.run(settle(items, handle, dead_letter, "test", backoff)) == 0
+    assert handled == items
+    assert sizes.count(100) == 1 and "retrying" not in states  # never sent twice as it was
