@@ -56,11 +56,11 @@ def expected_rows(clients: ClientsFile, client: StoreClient) -> Rows:
     return out
 
 
-def stored_rows(client: StoreClient) -> Rows:
-    """Every detection table's ``FINAL`` rows, in the row types' column order."""
+def stored_rows(client: StoreClient, where: str = "1") -> Rows:
+    """Every detection table's ``FINAL`` rows (``where`` they match), in the row types' column order."""
     out: Rows = {}
     for spec in TABLES:
-        res = client.query(f"SELECT {', '.join(spec.row_columns)} FROM {spec.name} FINAL")
+        res = client.query(f"SELECT {', '.join(spec.row_columns)} FROM {spec.name} FINAL WHERE {where}")
         out[spec.name] = {tuple(_ms(v) for v in row) for row in res.result_rows}
     return out
 
