@@ -116,6 +116,7 @@ class Run:
     up: UpProcess
     work: Path
     injected: list[str] = field(default_factory=list)
+    restarts: int = 0  # times the stack was started again
 
     def say(self, text: str) -> None:
         self.console.print(f"[bold]chaos[/bold] {text}")
@@ -156,6 +157,7 @@ class Run:
         self.injected.append(kind)
 
     def restart(self) -> None:
+        self.restarts += 1
         time.sleep(1.0)
         self.up.start()
         self.say("rapport up started again on the same data dir")
@@ -174,7 +176,8 @@ def feed(run: Run, traffic: Traffic, schedule: list[Fault], span_s: float) -> No
     returns once every replay has drained and every fault is injected."""
     queue = list(traffic.files.items())
     pending = list(schedule)
-    attempts: Counter[str] = Counter()
+    attempts: Counter[str] = Counter()  # failures in a row with no stack restart to excuse them
+    launched: dict[str, int] = {}  # the stack restarts counted when each replay started
     replays: dict[str, subprocess.Popen[bytes]] = {}
     t0 = time.monotonic()
     try:
@@ -182,6 +185,7 @@ def feed(run: Run, traffic: Traffic, schedule: list[Fault], span_s: float) -> No
             while queue:
                 platform, path = queue.pop(0)
                 attempts[platform] += 1
+                launched[platform] = run.restarts
                 lines = max(1, traffic.lines[platform])
                 run.say(f"replaying {path.name} ({lines} lines, attempt {attempts[platform]})")
                 with signals_deferred():  # recorded before a stop signal can interrupt
@@ -196,7 +200,9 @@ def feed(run: Run, traffic: Traffic, schedule: list[Fault], span_s: float) -> No
                 if replay.returncode == 0:
                     run.say(f"replay of {platform} drained")
                     continue
-                if attempts[platform] >= REPLAY_ATTEMPTS:
+                if run.restarts > launched[platform]:
+                    attempts[platform] = 0  # its stack went away meanwhile: a replay may exit then
+                elif attempts[platform] >= REPLAY_ATTEMPTS:
                     raise StackError(f"replay of {platform} exited {replay.returncode} {attempts[platform]} "
                                      f"times; see {run.work}/replay-{platform}.log")
                 run.say(f"[red]replay of {platform} exited {replay.returncode}; starting it again[/red]")
