@@ -7,14 +7,16 @@ latest event time), which is where a replay of history leaves its deadlines.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import astuple
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 from clickhouse_connect.driver.client import Client as StoreClient
 
 from streams.clients import ClientsFile
 from streams.detect.batch import recompute
+from streams.detect_io.queries import quote
 from streams.detect_io.tables import TABLES
 from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS, Change, Interaction
 
@@ -25,18 +27,83 @@ def _ms(value: Any) -> Any:
     return int(round(value.timestamp() * 1000)) if hasattr(value, "timestamp") else value
 
 
-def read_inputs(client: StoreClient) -> tuple[dict[str, list[Interaction]], list[Change]]:
-    """Interactions per account key, and every change, as stored (``FINAL``)."""
+def read_inputs(client: StoreClient, where: str = "1") -> tuple[dict[str, list[Interaction]], list[Change]]:
+    """Interactions per account key, and every change, as stored (``FINAL``, ``where`` they match)."""
     by_key: dict[str, list[Interaction]] = defaultdict(list)
-    res = client.query(f"SELECT {', '.join(INTERACTION_COLUMNS)} FROM interactions FINAL")
+    res = client.query(f"SELECT {', '.join(INTERACTION_COLUMNS)} FROM interactions FINAL WHERE {where}")
     for row in res.result_rows:
         values = [_ms(v) for v in row]
         values[13] = tuple(values[13])
         msg = Interaction(*values)
         by_key[f"{msg.client_id}:{msg.account_id}"].append(msg)
-    res = client.query(f"SELECT {', '.join(CHANGE_COLUMNS)} FROM changes FINAL")
+    res = client.query(f"SELECT {', '.join(CHANGE_COLUMNS)} FROM changes FINAL WHERE {where}")
     changes = [Change(*(_ms(v) for v in row)) for row in res.result_rows]
     return by_key, changes
+
+
+def account_where(client_id: str, account_id: str) -> str:
+    return f"client_id = {quote(client_id)} AND account_id = {quote(account_id)}"
+
+
+@dataclass
+class TableDiff:
+    """Detection tables against the recomputation, summed over accounts (samples kept, not rows)."""
+
+    want: Counter[str] = field(default_factory=Counter)
+    got: Counter[str] = field(default_factory=Counter)
+    missing: dict[str, list[tuple[Any, ...]]] = field(default_factory=lambda: defaultdict(list))
+    extra: dict[str, list[tuple[Any, ...]]] = field(default_factory=lambda: defaultdict(list))
+    missing_n: Counter[str] = field(default_factory=Counter)
+    extra_n: Counter[str] = field(default_factory=Counter)
+
+    def add(self, table: str, want: set[tuple[Any, ...]], got: set[tuple[Any, ...]], limit: int) -> None:
+        self.want[table] += len(want)
+        self.got[table] += len(got)
+        for rows, n, samples in ((want - got, self.missing_n, self.missing), (got - want, self.extra_n, self.extra)):
+            n[table] += len(rows)
+            samples[table] += sorted(rows, key=str)[:max(0, limit - len(samples[table]))]
+
+    def text(self) -> str:
+        lines = []
+        for table in sorted(set(self.missing_n) | set(self.extra_n)):
+            if self.missing_n[table] or self.extra_n[table]:
+                lines.append(f"{table}: {self.missing_n[table]} missing, {self.extra_n[table]} unexpected "
+                             f"(want {self.want[table]}, got {self.got[table]})")
+                lines += [f"  - {r}" for r in self.missing[table]] + [f"  + {r}" for r in self.extra[table]]
+        return "\n".join(lines)
+
+
+def table_diff(clients: ClientsFile, client: StoreClient, limit: int = 5) -> str:
+    """:func:`expected_rows` against :func:`stored_rows` and the rollup against its truth,
+    one tracked account at a time, so memory holds one account's inputs and rows, never
+    the store's (a million-event run). Empty when equal."""
+    out = TableDiff()
+    unattributed = [Change(*(_ms(v) for v in row)) for row in client.query(
+        f"SELECT {', '.join(CHANGE_COLUMNS)} FROM changes FINAL WHERE client_id = ''").result_rows]
+    tracked: set[tuple[str, str]] = set()
+    for c, acc in clients.accounts():
+        if (c.id, acc.account_id) in tracked:
+            continue
+        tracked.add((c.id, acc.account_id))
+        where = account_where(c.id, acc.account_id)
+        by_key, own = read_inputs(client, where)
+        msgs = by_key.get(f"{c.id}:{acc.account_id}", [])
+        want: Rows = {spec.name: set() for spec in TABLES}
+        if msgs:
+            wm = max(m.created_at for m in msgs)
+            upd = recompute(c, acc.account_id, msgs, [*own, *unattributed], wm)
+            for spec, rows in zip(TABLES, (upd.threads, upd.conversations, upd.connections, upd.responses,
+                                           upd.alerts), strict=True):
+                want[spec.name] = {astuple(r) for r in rows}  # type: ignore[call-overload]
+        del by_key, msgs
+        got = stored_rows(client, where)
+        for spec in TABLES:
+            out.add(spec.name, want[spec.name], got[spec.name], limit)
+        out.add("activity_minutely", rollup_truth(client, where), rollup_rows(client, where), limit)
+    others = " AND ".join(f"NOT ({account_where(c, a)})" for c, a in sorted(tracked)) or "1"
+    for spec in TABLES:  # rows of accounts nobody tracks are unexpected
+        out.add(spec.name, set(), stored_rows(client, others)[spec.name], limit)
+    return out.text()
 
 
 def expected_rows(clients: ClientsFile, client: StoreClient) -> Rows:
@@ -56,36 +123,36 @@ def expected_rows(clients: ClientsFile, client: StoreClient) -> Rows:
     return out
 
 
-def stored_rows(client: StoreClient) -> Rows:
-    """Every detection table's ``FINAL`` rows, in the row types' column order."""
+def stored_rows(client: StoreClient, where: str = "1") -> Rows:
+    """Every detection table's ``FINAL`` rows (``where`` they match), in the row types' column order."""
     out: Rows = {}
     for spec in TABLES:
-        res = client.query(f"SELECT {', '.join(spec.row_columns)} FROM {spec.name} FINAL")
+        res = client.query(f"SELECT {', '.join(spec.row_columns)} FROM {spec.name} FINAL WHERE {where}")
         out[spec.name] = {tuple(_ms(v) for v in row) for row in res.result_rows}
     return out
 
 
-def rollup_truth(client: StoreClient) -> set[tuple[Any, ...]]:
-    """activity_minutely as it must be: aggregated afresh from the FINAL state."""
-    sql = """
+def rollup_truth(client: StoreClient, where: str = "1") -> set[tuple[Any, ...]]:
+    """activity_minutely as it must be: aggregated afresh from the FINAL state (``where`` it matches)."""
+    sql = f"""
     SELECT i.client_id, i.account_id, i.platform, i.minute, i.messages, i.likes, i.reposts, i.follows,
            r.inbound, r.answered, r.breached, r.cancelled
     FROM (SELECT client_id, account_id, platform, toStartOfMinute(created_at) AS minute,
                  countIf(kind NOT IN ('like', 'repost', 'follow')) AS messages, countIf(kind = 'like') AS likes,
                  countIf(kind = 'repost') AS reposts, countIf(kind = 'follow') AS follows
-          FROM interactions FINAL GROUP BY client_id, account_id, platform, minute) AS i
+          FROM interactions FINAL WHERE {where} GROUP BY client_id, account_id, platform, minute) AS i
     LEFT JOIN (SELECT client_id, account_id, platform, toStartOfMinute(received_at) AS minute, count() AS inbound,
                       countIf(status = 'answered') AS answered, countIf(status = 'breached') AS breached,
                       countIf(status = 'cancelled') AS cancelled
-               FROM responses FINAL GROUP BY client_id, account_id, platform, minute) AS r
+               FROM responses FINAL WHERE {where} GROUP BY client_id, account_id, platform, minute) AS r
     ON i.client_id = r.client_id AND i.account_id = r.account_id AND i.platform = r.platform AND i.minute = r.minute
     """
     return {tuple(_ms(v) for v in row) for row in client.query(sql).result_rows}
 
 
-def rollup_rows(client: StoreClient) -> set[tuple[Any, ...]]:
+def rollup_rows(client: StoreClient, where: str = "1") -> set[tuple[Any, ...]]:
     sql = ("SELECT client_id, account_id, platform, minute, messages, likes, reposts, follows, inbound, answered, "
-           "breached, cancelled FROM activity_minutely FINAL")
+           f"breached, cancelled FROM activity_minutely FINAL WHERE {where}")
     return {tuple(_ms(v) for v in row) for row in client.query(sql).result_rows}
 
 
@@ -106,6 +173,16 @@ def interaction_keys(client: StoreClient) -> tuple[int, set[tuple[str, str, str,
     """``interactions FINAL``: its row count and its distinct keys (sort key)."""
     rows = client.query("SELECT client_id, account_id, platform, event_id FROM interactions FINAL").result_rows
     return len(rows), {tuple(str(v) for v in r) for r in rows}  # type: ignore[misc]
+
+
+def stored_keys(client: StoreClient) -> Iterator[list[tuple[str, str, str, str]]]:
+    """``interactions FINAL``'s keys (its sort key), one account at a time: a page is one
+    account's, so a million-row table never sits in memory at once."""
+    accounts = client.query("SELECT DISTINCT client_id, account_id FROM interactions").result_rows
+    for c, a in sorted((str(c), str(a)) for c, a in accounts):
+        rows = client.query("SELECT client_id, account_id, platform, event_id FROM interactions FINAL "
+                            f"WHERE {account_where(c, a)}").result_rows
+        yield [tuple(str(v) for v in r) for r in rows]  # type: ignore[misc]
 
 
 def dead_letter_count(client: StoreClient) -> int:

@@ -9,6 +9,7 @@ fault lands) depend on the machine.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 # Every fault the harness injects. "broker_kill" and "stack_kill" take the stack down;
@@ -70,13 +71,20 @@ def hostile_payloads() -> list[tuple[str, bytes]]:
 
 def mix_in(lines: list[bytes], hostile: list[bytes], seed: int) -> list[bytes]:
     """``lines`` with ``hostile`` inserted at seeded positions (order of both kept)."""
+    return list(mixed(lines, len(lines), hostile, seed))
+
+
+def mixed(lines: Iterable[bytes], count: int, hostile: list[bytes], seed: int) -> Iterator[bytes]:
+    """The ``count`` ``lines`` with ``hostile`` inserted at seeded positions, streamed (the
+    same positions as :func:`mix_in` for the same count and seed)."""
     rng = random.Random(seed ^ 0x5EED)
-    positions = sorted(rng.randrange(len(lines) + 1) for _ in hostile)
-    out: list[bytes] = []
-    prev = 0
-    for pos, bad in zip(positions, hostile, strict=True):
-        out += lines[prev:pos]
-        out.append(bad)
-        prev = pos
-    out += lines[prev:]
-    return out
+    positions = sorted(rng.randrange(count + 1) for _ in hostile)
+    todo = list(zip(positions, hostile, strict=True))
+    n = 0
+    for line in lines:
+        while todo and todo[0][0] == n:
+            yield todo.pop(0)[1]
+        yield line
+        n += 1
+    for _, bad in todo:
+        yield bad

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
+from streams.embedded.datalock import DataPathLock
 from streams.embedded.lifecycle import die_with_parent, signals_deferred
 from streams.embedded.stackfile import read_stack
-from streams.errors import StackError
+from streams.errors import StackError, StoreLockedError
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -104,7 +105,23 @@ class UpProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.known: set[int] = set()  # every child ever seen (Tansu is not in up's group)
 
+    def wait_store_free(self, timeout_s: float = 180.0) -> None:
+        """Wait until no process holds the store's data path: a SIGKILLed store on a loaded
+        machine may take a while to exit and free it, and `rapport up` refuses a taken path."""
+        lock = DataPathLock(self.data_dir / "store")
+
+        def free() -> bool:
+            try:
+                lock.acquire()
+            except StoreLockedError:
+                return False
+            lock.release()
+            return True
+
+        wait_until(free, timeout_s, f"the store data path {self.data_dir / 'store'} stayed in use", 0.5)
+
     def start(self, timeout_s: float = 300.0) -> None:
+        self.wait_store_free()
         with signals_deferred():  # recorded before a stop signal can interrupt
             self.proc = rapport(["up", "--workers", str(self.workers), "--no-ingest", "--data-dir",
                                  str(self.data_dir), "--clients", str(self.clients)], self.log)
@@ -150,10 +167,12 @@ class UpProcess:
         return True
 
     def kill(self) -> None:
-        """SIGKILL `up`, its process group and every child it had (Tansu included)."""
+        """SIGKILL `up` first (so it starts nothing more), then its process group and every
+        child it had (Tansu included)."""
         if self.proc is None:
             return
         self.roles()
+        signal_pid(self.proc.pid, signal.SIGKILL)
         for pid in self.known | set(children(self.proc.pid)):
             signal_pid(pid, signal.SIGCONT)  # a stopped store must be able to die
             signal_pid(pid, signal.SIGKILL)

@@ -20,23 +20,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 from rich.console import Console
 
-from streams.chaos.check import (
-    dead_letter_count,
-    diff,
-    expected_rows,
-    interaction_keys,
-    rollup_rows,
-    rollup_truth,
-    stored_rows,
-)
-from streams.chaos.plan import Fault, hostile_payloads, mix_in, plan_faults
+from streams.chaos.check import dead_letter_count, stored_keys, table_diff
+from streams.chaos.plan import Fault, hostile_payloads, mixed, plan_faults
 from streams.chaos.procs import UpProcess, rapport, signal_pid
-from streams.chaos.truth import Key, expected
+from streams.chaos.truth import Key, digest, expected_keys
 from streams.clients import PLATFORMS, ClientsFile, load_clients
 from streams.drain import wait_drained
 from streams.embedded.lifecycle import signals_deferred, stop_on_signals
@@ -50,6 +42,7 @@ from streams.topics import INTERACTIONS, raw_topic
 START_MS = 1_790_000_000_000  # simulated event time starts here: same seed, same payloads
 FAULT_GAP_S = 15.0  # the traffic lasts at least this long per fault, so faults do not pile up
 REPLAY_ATTEMPTS = 3
+TRUTH_CHUNK = 2000  # lines normalized at once for the truth
 
 
 @dataclass
@@ -57,35 +50,62 @@ class Traffic:
     files: dict[str, Path]
     lines: dict[str, int]
     events: int
-    truth: set[Key]
+    truth: set[bytes]  # digests (streams/chaos/truth.py ``digest``) of the interaction keys expected
     dead_letters: int  # hostile lines + any simulated payload the normalizers refuse
 
 
 def prepare(clients: ClientsFile, events: int, seed: int, work: Path) -> Traffic:
-    """Write the traffic files and work out what the store must hold after them."""
+    """Write the traffic files and work out what the store must hold after them.
+
+    Streamed: each simulated line goes to its platform's file as it is made, and the truth
+    keeps a 16-byte digest per expected interaction, so a million events cost files on disk
+    and ~100 MB of digests, not the lines in memory.
+    """
     from streams.ingest.simulate import Simulator
 
-    by_platform: dict[str, list[bytes]] = {}
-    for ev in Simulator(clients, seed=seed, start_ms=START_MS).events(events):
-        by_platform.setdefault(ev.platform, []).append(orjson.dumps(ev.payload))
-    if not by_platform:
-        raise ConfigError("the clients file tracks no account: nothing to simulate")
-    busiest = max(by_platform, key=lambda p: len(by_platform[p]))
-    hostile = [line for _, line in hostile_payloads()]
     index = AccountIndex.build(clients)
-    truth: set[Key] = set()
-    dead = len(hostile)
+    hostile = [line for _, line in hostile_payloads()]
+    truth: set[bytes] = set()
+    dead = [len(hostile)]
+    counts: Counter[str] = Counter()
+    parts: dict[str, BinaryIO] = {}
+    pending: dict[str, list[bytes]] = {}
+
+    def flush(platform: str) -> None:
+        for key in expected_keys(platform, pending[platform], index, START_MS, dead.append):
+            truth.add(digest(key))
+        pending[platform] = []
+
+    try:
+        for ev in Simulator(clients, seed=seed, start_ms=START_MS).events(events):
+            line = orjson.dumps(ev.payload)
+            if ev.platform not in parts:
+                parts[ev.platform] = open(work / f"{ev.platform}.jsonl.part", "wb")  # noqa: SIM115
+                pending[ev.platform] = []
+            parts[ev.platform].write(line + b"\n")
+            counts[ev.platform] += 1
+            pending[ev.platform].append(line)
+            if len(pending[ev.platform]) >= TRUTH_CHUNK:
+                flush(ev.platform)
+        for platform in pending:
+            flush(platform)
+    finally:
+        for part in parts.values():
+            part.close()
+    if not counts:
+        raise ConfigError("the clients file tracks no account: nothing to simulate")
+    busiest = max(counts, key=lambda p: counts[p])
     files: dict[str, Path] = {}
-    for platform in sorted(by_platform, key=PLATFORMS.index):
-        lines = by_platform[platform]
-        keys, refused = expected(platform, lines, index, START_MS)
-        truth |= keys
-        dead += refused
-        if platform == busiest:
-            lines = mix_in(lines, hostile, seed)
-        files[platform] = work / f"{platform}.jsonl"
-        files[platform].write_bytes(b"\n".join(lines) + b"\n")
-    return Traffic(files, {p: len(v) for p, v in by_platform.items()}, events, truth, dead)
+    for platform in sorted(counts, key=PLATFORMS.index):
+        written, files[platform] = work / f"{platform}.jsonl.part", work / f"{platform}.jsonl"
+        if platform != busiest:
+            written.replace(files[platform])
+            continue
+        with open(written, "rb") as src, open(files[platform], "wb") as dst:
+            for line in mixed((raw.rstrip(b"\n") for raw in src), counts[platform], hostile, seed):
+                dst.write(line + b"\n")
+        written.unlink()
+    return Traffic(files, dict(counts), events, truth, sum(dead))
 
 
 @dataclass
@@ -96,6 +116,7 @@ class Run:
     up: UpProcess
     work: Path
     injected: list[str] = field(default_factory=list)
+    restarts: int = 0  # times the stack was started again
 
     def say(self, text: str) -> None:
         self.console.print(f"[bold]chaos[/bold] {text}")
@@ -136,6 +157,7 @@ class Run:
         self.injected.append(kind)
 
     def restart(self) -> None:
+        self.restarts += 1
         time.sleep(1.0)
         self.up.start()
         self.say("rapport up started again on the same data dir")
@@ -154,7 +176,8 @@ def feed(run: Run, traffic: Traffic, schedule: list[Fault], span_s: float) -> No
     returns once every replay has drained and every fault is injected."""
     queue = list(traffic.files.items())
     pending = list(schedule)
-    attempts: Counter[str] = Counter()
+    attempts: Counter[str] = Counter()  # failures in a row with no stack restart to excuse them
+    launched: dict[str, int] = {}  # the stack restarts counted when each replay started
     replays: dict[str, subprocess.Popen[bytes]] = {}
     t0 = time.monotonic()
     try:
@@ -162,6 +185,7 @@ def feed(run: Run, traffic: Traffic, schedule: list[Fault], span_s: float) -> No
             while queue:
                 platform, path = queue.pop(0)
                 attempts[platform] += 1
+                launched[platform] = run.restarts
                 lines = max(1, traffic.lines[platform])
                 run.say(f"replaying {path.name} ({lines} lines, attempt {attempts[platform]})")
                 with signals_deferred():  # recorded before a stop signal can interrupt
@@ -176,7 +200,9 @@ def feed(run: Run, traffic: Traffic, schedule: list[Fault], span_s: float) -> No
                 if replay.returncode == 0:
                     run.say(f"replay of {platform} drained")
                     continue
-                if attempts[platform] >= REPLAY_ATTEMPTS:
+                if run.restarts > launched[platform]:
+                    attempts[platform] = 0  # its stack went away meanwhile: a replay may exit then
+                elif attempts[platform] >= REPLAY_ATTEMPTS:
                     raise StackError(f"replay of {platform} exited {replay.returncode} {attempts[platform]} "
                                      f"times; see {run.work}/replay-{platform}.log")
                 run.say(f"[red]replay of {platform} exited {replay.returncode}; starting it again[/red]")
@@ -204,32 +230,59 @@ def with_group_kill(proc: subprocess.Popen[bytes]) -> None:
 
 
 def verdict(run: Run, clients: ClientsFile, traffic: Traffic, store_url: str) -> dict[str, Any]:
+    """Compare the store with the truth, one account at a time (bounded memory)."""
     client = connect(store_url, run.settings)
+    seen: set[bytes] = set()
+    rows = repeated = 0
+    unexpected: list[tuple[str, str, str, str]] = []
+    unexpected_n = 0
     try:
-        final_count, keys = interaction_keys(client)
-        want, got = expected_rows(clients, client), stored_rows(client)
-        rollups_want, rollups_got = rollup_truth(client), rollup_rows(client)
+        for page in stored_keys(client):
+            for key in page:
+                rows += 1
+                d = digest(key)
+                if d in seen:
+                    repeated += 1
+                    continue
+                seen.add(d)
+                if d not in traffic.truth:
+                    unexpected_n += 1
+                    if len(unexpected) < 5:
+                        unexpected.append(key)
+        tables = table_diff(clients, client)
         dead = dead_letter_count(client)
     finally:
         client.close()
-    lost = traffic.truth - keys
-    unexpected = keys - traffic.truth
-    duplicated = (final_count - len(keys)) + len(unexpected)
-    tables = diff(want, got)
-    if rollups_want != rollups_got:
-        tables += (f"\nactivity_minutely: {len(rollups_want - rollups_got)} missing, "
-                   f"{len(rollups_got - rollups_want)} unexpected")
-    for name, rows in (("lost", lost), ("unexpected", unexpected)):
-        if rows:
-            run.say(f"[red]{len(rows)} {name} interactions[/red], e.g. {sorted(rows)[:5]}")
-    if final_count != len(keys):
-        run.say(f"[red]interactions FINAL has {final_count} rows for {len(keys)} keys[/red]")
+    lost = traffic.truth - seen
+    del seen
+    duplicated = repeated + unexpected_n
+    if lost:
+        run.say(f"[red]{len(lost)} lost interactions[/red], e.g. {lost_examples(traffic, clients, lost)}")
+    if unexpected_n:
+        run.say(f"[red]{unexpected_n} unexpected interactions[/red], e.g. {unexpected}")
+    if repeated:
+        run.say(f"[red]interactions FINAL has {repeated} rows beyond its distinct keys ({rows} rows)[/red]")
     if tables:
         run.say(f"[red]detection tables differ from the batch recomputation:[/red]\n{tables}")
     if dead != traffic.dead_letters:
         run.say(f"[red]{dead} dead letters in the archive, {traffic.dead_letters} expected[/red]")
     return {"lost": len(lost), "duplicated": duplicated, "tables_equal": not tables,
             "dead_letters": dead, "dead_letters_expected": traffic.dead_letters}
+
+
+def lost_examples(traffic: Traffic, clients: ClientsFile, lost: set[bytes], limit: int = 5) -> list[Key]:
+    """Readable keys of a few lost digests: the traffic files normalized once more."""
+    index = AccountIndex.build(clients)
+    found: list[Key] = []
+    for platform, path in traffic.files.items():
+        with open(path, "rb") as lines:
+            for key in expected_keys(platform, (raw.rstrip(b"\n") for raw in lines), index, START_MS,
+                                     lambda _: None):
+                if digest(key) in lost and key not in found:
+                    found.append(key)
+                    if len(found) >= limit:
+                        return found
+    return found
 
 
 def run_chaos(settings: Settings, *, events: int, faults: int, seed: int, rate: float, console: Console,

@@ -7,7 +7,8 @@ hostile line. The check compares the store with this, never with itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
 
 from streams.interaction import INTERACTION_COLUMNS
 from streams.normalize.base import AccountIndex
@@ -21,23 +22,34 @@ _CHUNK = 2000
 def expected(platform: str, lines: Iterable[bytes], index: AccountIndex, now_ms: int) -> tuple[set[Key], int]:
     """Interaction keys the pipeline yields for ``lines`` published to ``platform``'s raw
     topic, and how many dead letters they cost."""
+    dead = [0]
+    keys = set(expected_keys(platform, lines, index, now_ms, dead.append))
+    return keys, sum(dead)
+
+
+def expected_keys(platform: str, lines: Iterable[bytes], index: AccountIndex, now_ms: int,
+                  dead_letters: Callable[[int], object]) -> Iterator[Key]:
+    """The interaction keys of ``lines`` one chunk at a time (a key may come twice), so a
+    caller can keep digests only; ``dead_letters`` is told each chunk's dead letter count."""
     headers = {HEADER_SOURCE: "replay", HEADER_RECEIVED_AT: str(now_ms)}
-    out: set[Key] = set()
-    dead = 0
     chunk: list[RawRecord] = []
 
-    def flush() -> None:
-        nonlocal dead
+    def flush() -> Iterator[Key]:
         batch = normalize_records(chunk, index, now_ms)
-        dead += len(batch.dead_letters)
+        dead_letters(len(batch.dead_letters))
+        chunk.clear()
         for env in batch.envelopes.values():
             for row in env["i"]:
-                out.add(tuple(str(row[i]) for i in KEY_AT))  # type: ignore[arg-type]
-        chunk.clear()
+                yield tuple(str(row[i]) for i in KEY_AT)  # type: ignore[misc]
 
     for n, line in enumerate(lines):
         chunk.append(RawRecord("chaos", 0, n, platform, line, headers, now_ms))
         if len(chunk) >= _CHUNK:
-            flush()
-    flush()
-    return out, dead
+            yield from flush()
+    yield from flush()
+
+
+def digest(key: Key) -> bytes:
+    """16 bytes standing for an interaction key: a million of them fit in ~100 MB, the keys
+    themselves in ~5 times that."""
+    return hashlib.blake2b("\x1f".join(key).encode(), digest_size=16).digest()

@@ -270,8 +270,10 @@ class Detector:
         s = self.store
         msgs = s.interactions(client.id, account_id)
         event_wm = s.event_watermark(client.id, account_id)
-        changes = s.deletes(client.id, account_id)
         wm = sweep_watermark(event_wm, clock_ms, self.live_window_ms)
+        # Unattributed deletes of statuses not stored yet, as far back as eviction keeps them.
+        since = (clock_ms if wm == NEVER else wm) - self.horizon_ms
+        changes = s.deletes(client.id, account_id, unattributed_on=platforms, unattributed_since_ms=since)
         state = AccountState.rebuild(client, account_id, msgs, changes, watermark_ms=None if wm == NEVER else wm,
                                      calendar=self.calendars[client.id], max_evicted=self.max_evicted)
         snapshot = state.snapshot()

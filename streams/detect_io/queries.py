@@ -155,12 +155,28 @@ class DetectStore:
         return int(rows[0][1]) if rows and rows[0][0] else NEVER
 
     def deletes(self, client_id: str, account_id: str, platform: str | None = None,
-                event_ids: Iterable[str] | None = None) -> list[Change]:
-        """Deletes of the account's events: attributed to it, or unattributed ones naming them."""
+                event_ids: Iterable[str] | None = None, *, unattributed_on: Iterable[str] = (),
+                unattributed_since_ms: int | None = None) -> list[Change]:
+        """Deletes of the account's events: attributed to it, or unattributed ones naming them.
+
+        Without ``event_ids`` (a whole-account rebuild), also every unattributed delete on
+        ``unattributed_on`` platforms changed at or after ``unattributed_since_ms``, whether
+        or not the event it names is stored yet. Its status may arrive later (a replay
+        publishes again what a broker loss dropped, after the delete that survived): live,
+        the state remembers such a delete (:meth:`ResponseBook.delete`) until eviction
+        forgets it (:meth:`ResponseBook.forget_deletes`, deletes older than the sweep
+        watermark minus the horizon), so a rebuild must load the same ones, or the status
+        stays ``breached`` where it is ``cancelled`` (found by `rapport chaos`).
+        """
         own = _account(client_id, account_id)
         if event_ids is None:
             unattributed = (f"(platform, event_id) IN (SELECT platform, event_id FROM interactions "
                             f"WHERE {own})")
+            on = sorted(set(unattributed_on))
+            if on and unattributed_since_ms is not None:
+                since = max(0, int(unattributed_since_ms))
+                unattributed = (f"({unattributed} OR (platform IN {quote_list(on)} AND "
+                                f"changed_at >= fromUnixTimestamp64Milli(toInt64({since}), 'UTC')))")
             scopes = [""]
         else:
             unattributed = "1"
