@@ -14,13 +14,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from chdb import session
 
+from streams.grafana import sql
+from streams.grafana.macros import TimeContext, expand
 from streams.store.migrations import load_migrations
 
-ALERT = ("SELECT count() FROM dead_letters WHERE platform != '' "
-         "AND archived_at >= now64(3) - INTERVAL 10 MINUTE")
+_NOW = datetime.now(UTC)
+ALERT = expand(sql.ALERT_DLQ.sql, {}, TimeContext(_NOW - timedelta(minutes=10), _NOW, 600))  # as provisioned
+BARE_VIEW = ("SELECT count() FROM dead_letters WHERE platform != '' "
+             "AND archived_at >= now64(3) - INTERVAL 10 MINUTE")  # the view alone, no key prefilter
 SCAN = "SELECT count() FROM raw_events FINAL WHERE outcome = 'ok'"
 
 
@@ -58,7 +63,8 @@ def main(rows: int) -> None:
             for stmt in mig.statements():
                 q(stmt)
             print(f"migration {mig.number:04d}_{mig.name}: {time.perf_counter() - t:.2f} s")
-        print(f"0011: alert {best_ms(lambda: q(ALERT))} ms, FINAL scan {best_ms(lambda: q(SCAN))} ms")
+        print(f"0011: alert {best_ms(lambda: q(ALERT))} ms, FINAL scan {best_ms(lambda: q(SCAN))} ms, "
+              f"the view alone {best_ms(lambda: q(BARE_VIEW))} ms")
 
 
 if __name__ == "__main__":
