@@ -142,6 +142,8 @@ class Settings(BaseSettings):
                                    "(raised to the longest SLA of the clients file).")
     sweep_interval_s: float = Field(0.5, gt=0, description="Detection: deadline sweep timer period.")
     evict_interval_s: float = Field(30.0, gt=0, description="Detection: how often idle threads are evicted.")
+    rebuild_page: int = Field(20_000, ge=1, description="Detection: interactions (and stored rows) read per "
+                              "page when an account is rebuilt from the store.")
     evicted_ids_max: int = Field(100_000, ge=0, description="Detection: evicted thread ids remembered per account "
                                  "(for one more horizon at most); past it the store is asked whether a thread existed.")
 

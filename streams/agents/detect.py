@@ -28,6 +28,7 @@ from streams.agents.context import WorkerContext, durably, now_ms
 from streams.agents.envelopes import split_rows
 from streams.detect_io.engine import Batch, Detector, Output, Prepared
 from streams.detect_io.queries import DetectStore
+from streams.detect_io.rebuilds import Rebuilds
 from streams.detect_io.tables import TABLES
 from streams.limits import record_budget
 from streams.store.writer import TableWriter
@@ -57,8 +58,11 @@ class Detection:
         self.lock = asyncio.Lock()
         self.store = DetectStore(ctx.store())
         self.probe = DetectStore(ctx.store())  # used outside the lock, before the sink inserts
+        self.rebuild_store = DetectStore(ctx.store())  # rebuilds read outside the lock too
         self.detector = Detector(ctx.clients, self.store, live_window_ms=int(settings.live_window_s * 1000),
-                                 horizon_ms=horizon_ms(ctx), max_evicted=settings.evicted_ids_max)
+                                 horizon_ms=horizon_ms(ctx), max_evicted=settings.evicted_ids_max,
+                                 rebuild_page=settings.rebuild_page)
+        self.rebuilds = Rebuilds(self._rebuild)
         # One client per table: the inserts of a batch run side by side.
         self.writers = {spec.name: TableWriter(ctx.store(), spec.name, spec.columns, spec.time_columns, None,
                                                settings.batch_size) for spec in TABLES}
@@ -85,6 +89,9 @@ class Detection:
         if not batch.by_key and not batch.unattributed:
             await stored
             return
+        # Accounts of this batch not loaded yet are rebuilt first, outside the lock: the
+        # timer keeps sweeping the loaded accounts meanwhile (streams/detect_io/rebuilds.py).
+        await self.rebuilds.wait(self.detector.to_load(batch.by_key))
         async with self.lock:
             compute = asyncio.ensure_future(self._compute(batch))
             try:
@@ -106,7 +113,9 @@ class Detection:
         self.ctx.metrics.add(STAGE, self.interactions_topic, events_in=batch.events, events_out=len(out.collector))
 
     async def sweep(self) -> None:
-        """Timer body: load newly owned accounts, pass deadlines at the clock, evict idle threads."""
+        """Timer body: start rebuilding newly owned accounts (not waiting for them), install
+        those rebuilt, pass deadlines at the clock, evict idle threads."""
+        self.rebuilds.start(self.detector.to_load(self.detector.pending))
         async with self.lock:
             out = await self._compute(None)
             if out:
@@ -125,11 +134,11 @@ class Detection:
         """Store reads (retried), then the states' update; on failure every state is rebuilt."""
         det = self.detector
         clock = now_ms()
-        if batch is None and not det.pending:
+        if batch is None and not (det.pending & det.ready.keys()):
             prepared = Prepared()
         else:
-            prepared = await durably(partial(det.prepare, batch, clock), "reading detection state",
-                                     self.ctx.backoff(STAGE))
+            prepared = await durably(partial(det.prepare, batch, clock, load_missing=batch is not None),
+                                     "reading detection state", self.ctx.backoff(STAGE))
         try:
             out = await asyncio.to_thread(det.commit, prepared, batch, clock)
         except BaseException:
@@ -138,6 +147,17 @@ class Detection:
         if out.restored_threads:
             self.ctx.metrics.add("restore", self.ctx.settings.topic(THREADS), events_out=out.restored_threads)
         return out
+
+    async def _rebuild(self, key: str) -> None:
+        """Rebuild one account from the store without the lock; kept unless a drop came first."""
+        det = self.detector
+        if not det.to_load([key]):
+            return
+        generation = det.generation
+        loaded = await durably(partial(det.load, key, now_ms(), self.rebuild_store), f"rebuilding {key}",
+                               self.ctx.backoff(STAGE))
+        if det.generation == generation and key not in det.accounts:
+            det.ready[key] = loaded
 
     async def _write(self, out: Output) -> None:
         """Tables (side by side), then the rollup that reads them; the topics meanwhile."""
@@ -167,7 +187,7 @@ class Detection:
 
     def reset(self, why: str) -> None:
         keys = set(self.detector.accounts) | self.detector.pending
-        self.detector.drop()
+        self.detector.drop()  # rebuilds still running are stale now: their results are dropped
         self.detector.pending |= keys & set(self.detector.tracked)
         log.warning("%s: dropped detection state of %d accounts; they are rebuilt from the store", why, len(keys))
 

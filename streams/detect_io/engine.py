@@ -195,9 +195,14 @@ class Detector:
     """The accounts one worker owns, their states and the version of the rows it writes."""
 
     def __init__(self, clients: ClientsFile, store: DetectStore, *, live_window_ms: int, horizon_ms: int,
-                 max_evicted: int = 100_000) -> None:
+                 max_evicted: int = 100_000, rebuild_page: int = 20_000) -> None:
         self.store = store
         self.max_evicted = max_evicted
+        self.rebuild_page = rebuild_page
+        self.ready: dict[str, Loaded] = {}
+        """Accounts rebuilt outside the lock (:meth:`load`), installed by the next prepare."""
+        self.generation = 0
+        """Counts :meth:`drop`: a rebuild started before a drop is stale."""
         self.live_window_ms = live_window_ms
         self.horizon_ms = horizon_ms
         self.tracked: dict[str, tuple[Client, str, frozenset[str]]] = {}
@@ -227,12 +232,18 @@ class Detector:
         n = len(self.accounts)
         self.accounts.clear()
         self.pending.clear()
+        self.ready.clear()
+        self.generation += 1
         return n
 
     # -- step 1: reads ----------------------------------------------------------------
 
-    def prepare(self, batch: Batch | None, clock_ms: int) -> Prepared:
-        """Store reads the commit needs. Changes no state, so it may be retried."""
+    def prepare(self, batch: Batch | None, clock_ms: int, load_missing: bool = True) -> Prepared:
+        """Store reads the commit needs. Changes no state, so it may be retried.
+
+        Accounts rebuilt ahead (:attr:`ready`) are installed as they are; the others are
+        rebuilt here, unless ``load_missing`` is false (the agent's timer: it leaves them to
+        their rebuild tasks, outside the lock)."""
         out = Prepared()
         keys = set(self.pending)
         if batch is not None:
@@ -245,7 +256,11 @@ class Detector:
                 if self.unknown[key] == 1:
                     log.warning("interactions for %s, which the clients file does not track: not detected", key)
                 continue
-            out.loaded[key] = self._load(key, clock_ms)
+            ready = self.ready.get(key)
+            if ready is not None:
+                out.loaded[key] = ready
+            elif load_missing:
+                out.loaded[key] = self.load(key, clock_ms)
         if batch is not None:
             for key, (msgs, _) in batch.by_key.items():
                 acc = self.accounts.get(key)
@@ -265,29 +280,48 @@ class Detector:
                     out.persons[key] = persons
         return out
 
-    def _load(self, key: str, clock_ms: int) -> Loaded:
+    def load(self, key: str, clock_ms: int, store: DetectStore | None = None) -> Loaded:
+        """Rebuild one account from the store (reads only: no state of this detector changes).
+
+        Interactions and stored rows are read a page (``rebuild_page``) at a time: each page
+        of messages is applied as it comes (the state does not depend on order), and the
+        stored rows are compared with the rebuilt snapshot page by page, so no copy of the
+        account's whole history sits in memory beside its state. The agent runs this
+        outside the detection lock (:class:`streams.detect_io.rebuilds.Rebuilds`).
+        """
         client, account_id, platforms = self.tracked[key]
-        s = self.store
-        msgs = s.interactions(client.id, account_id)
+        s = store or self.store  # its own client when run beside the lock holder's reads
         event_wm = s.event_watermark(client.id, account_id)
         wm = sweep_watermark(event_wm, clock_ms, self.live_window_ms)
         # Unattributed deletes of statuses not stored yet, as far back as eviction keeps them.
         since = (clock_ms if wm == NEVER else wm) - self.horizon_ms
         changes = s.deletes(client.id, account_id, unattributed_on=platforms, unattributed_since_ms=since)
-        state = AccountState.rebuild(client, account_id, msgs, changes, watermark_ms=None if wm == NEVER else wm,
-                                     calendar=self.calendars[client.id], max_evicted=self.max_evicted)
+        state = AccountState(client, account_id, self.calendars[client.id], max_evicted=self.max_evicted)
+        messages = 0
+        for page in s.interaction_pages(client.id, account_id, self.rebuild_page):
+            page.sort(key=lambda m: (m.created_at, m.event_id))
+            state.apply(page, changes)
+            changes, messages = [], messages + len(page)
+        if changes:
+            state.apply((), changes)
+        if wm != NEVER:
+            state.sweep(wm)
         snapshot = state.snapshot()
         diff = Collector()
         current = by_table(snapshot)
         for spec in TABLES:
-            stored = s.stored(spec, client.id, account_id)
-            for row in current[spec.name]:
-                if stored.pop(store_key(row), None) != row:
-                    diff.put(spec.name, row, False)
-            for row in stored.values():
-                diff.put(spec.name, *spec.gone(row))
+            mine = {store_key(row): row for row in current[spec.name]}
+            for stored_page in s.stored_pages(spec, client.id, account_id, self.rebuild_page):
+                for stored in stored_page:
+                    row = mine.pop(store_key(stored), None)
+                    if row is None:
+                        diff.put(spec.name, *spec.gone(stored))
+                    elif row != stored:
+                        diff.put(spec.name, row, False)
+            for row in mine.values():
+                diff.put(spec.name, row, False)
         log.info("rebuilt %s from the store: %d messages, %d threads, %d rows to correct",
-                 key, len(msgs), len(snapshot.threads), len(diff))
+                 key, messages, len(snapshot.threads), len(diff))
         account = Account(key, client, account_id, platforms, state, event_wm)
         return Loaded(account, diff, s.max_version(client.id, account_id))
 
@@ -329,6 +363,7 @@ class Detector:
         for key, loaded in prepared.loaded.items():
             self.accounts[key] = loaded.account
             self.pending.discard(key)
+            self.ready.pop(key, None)
             for table, rows in loaded.diff.rows.items():
                 for row, deleted in rows.values():
                     out.collector.put(table, row, deleted)
@@ -371,6 +406,10 @@ class Detector:
                     log.info("evicted %d idle threads of %s (horizon %.0f s)", n, acc.key, self.horizon_ms / 1000)
                 evicted += n
         return evicted
+
+    def to_load(self, keys: Iterable[str]) -> list[str]:
+        """The tracked accounts among ``keys`` that are neither loaded nor rebuilt ahead."""
+        return sorted(k for k in keys if k in self.tracked and k not in self.accounts and k not in self.ready)
 
     def threads_in_memory(self) -> int:
         return sum(len(acc.state.book) for acc in self.accounts.values())

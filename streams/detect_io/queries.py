@@ -41,6 +41,10 @@ _MS_COLUMNS = {"created_at", "client_created_at", "ingested_at", "edited_at", "c
 # Detection never reads text, url or the raw key: leave them out of rebuild reads.
 _BLANK = frozenset({"text", "url", "raw_key"})
 MAX_CLOSURE_ROUNDS = 500
+# The detection tables' sort keys after (client_id, account_id): schemas/migrations/0005_detection.sql.
+_KEY_COLUMNS = {"threads": ("platform", "root_id"), "conversations": ("platform", "root_id", "person_id"),
+                "connections": ("platform", "person_id"), "responses": ("platform", "event_id"),
+                "alerts": ("platform", "event_id")}
 
 
 def quote(value: str) -> str:
@@ -136,17 +140,37 @@ class DetectStore:
 
     # -- an account's history ---------------------------------------------------------
 
-    def interactions(self, client_id: str, account_id: str, where: str = "") -> list[Interaction]:
+    def interactions(self, client_id: str, account_id: str, where: str = "", order: str = "",
+                     limit: int = 0) -> list[Interaction]:
         """The account's messages (signals are not state), ``FINAL``."""
         sql = (f"SELECT {_INTERACTIONS_SELECT} FROM interactions FINAL "
                f"WHERE {_account(client_id, account_id)} AND kind NOT IN {_SIGNALS}")
         if where:
             sql += f" AND ({where})"
+        if order:
+            sql += f" ORDER BY {order}"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
         out = []
         for row in self.rows(sql):
             row[_MENTIONED] = tuple(row[_MENTIONED])
             out.append(Interaction(*row))
         return out
+
+    def interaction_pages(self, client_id: str, account_id: str, page: int) -> Iterator[list[Interaction]]:
+        """The account's messages (``FINAL``), ``page`` at a time in sort-key order
+        ``(platform, event_id)``: a rebuild never holds the whole history as rows, and each
+        page is a range read of the table's primary key."""
+        after = ("", "")
+        while True:
+            where = f"(platform, event_id) > ({quote(after[0])}, {quote(after[1])})"
+            rows = self.interactions(client_id, account_id, where, order="platform, event_id", limit=page)
+            if not rows:
+                return
+            yield rows
+            if len(rows) < page:
+                return
+            after = (rows[-1].platform, rows[-1].event_id)
 
     def event_watermark(self, client_id: str, account_id: str) -> int:
         """The latest event time stored for the account (signals included), or NEVER."""
@@ -272,6 +296,22 @@ class DetectStore:
         return out
 
     # -- stored detection rows --------------------------------------------------------
+
+    def stored_pages(self, spec: TableSpec, client_id: str, account_id: str, page: int) -> Iterator[list[Row]]:
+        """The table's current rows of the account, ``page`` at a time in sort-key order."""
+        cols = _KEY_COLUMNS[spec.name]
+        after: tuple[str, ...] = ("",) * len(cols)
+        while True:
+            sql = (f"SELECT {_select_list(spec.row_columns)} FROM {spec.name} FINAL "
+                   f"WHERE {_account(client_id, account_id)} AND ({', '.join(cols)}) > "
+                   f"({', '.join(quote(v) for v in after)}) ORDER BY {', '.join(cols)} LIMIT {int(page)}")
+            rows: list[Row] = [spec.row_type(*values) for values in self.rows(sql)]
+            if not rows:
+                return
+            yield rows
+            if len(rows) < page:
+                return
+            after = tuple(str(getattr(rows[-1], c)) for c in cols)
 
     def stored(self, spec: TableSpec, client_id: str, account_id: str) -> dict[StoreKey, Row]:
         """The table's current (``FINAL``, not deleted) rows of the account."""
