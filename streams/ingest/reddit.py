@@ -214,9 +214,9 @@ class RedditAgent:
         log.warning("reddit: %s: %s; the other listings go on", listing.path, why)
 
     async def poll(self, client: httpx.AsyncClient, listing: Listing) -> int:
-        """Publish what is new in ``listing``; page back until the listing's contiguous
-        watermark (streams/ingest/watermark.py: everything published up to it is archived),
-        skipping what is kept above it; without a watermark yet, until the first kept item."""
+        """Publish what is new in ``listing``; page back until a page reaches the listing's
+        contiguous watermark (streams/ingest/watermark.py: everything published up to it is
+        archived), skipping what is kept; without a watermark yet, a page holding a kept item."""
         mark = self.book.mark(f"{listing.source} {listing.via} {listing.path}")
         collected: list[tuple[str, dict[str, Any]]] = []
         newest: int | None = None
@@ -243,9 +243,9 @@ class RedditAgent:
                 kept = name in listing.seen or name in archived
                 if kept:
                     listing.seen.add(name)
-                if reached(mark, position, kept):
-                    known = True
-                    break
+                # The rest of this page is still read (a late item may sit below a kept one);
+                # paging back stops after it.
+                known = reached(mark, position, kept) or known
                 if not kept:
                     collected.append((name, child))
             after = (doc.get("data") or {}).get("after") if isinstance(doc, dict) else None
