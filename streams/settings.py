@@ -127,8 +127,9 @@ class Settings(BaseSettings):
     webhook_port: int = Field(8787, ge=0, le=65535, description="Webhook receiver port.")
     webhook_path: str = Field("/webhooks/meta", description="Webhook receiver path.")
     webhook_max_body_bytes: int = Field(1024 * 1024, gt=0, description="Webhook: largest body accepted (413).")
-    spool_confirm_s: float = Field(1.0, gt=0, description="Spool: how often the archive is asked which "
-                                   "acknowledged deliveries it holds (those are dropped from the spool).")
+    spool_confirm_s: float = Field(1.0, gt=0, description="How often the archive is asked which acknowledged "
+                                   "webhook deliveries (dropped from the spool) and agent items (watermarks "
+                                   "move past them) it holds.")
     spool_republish_s: float = Field(60.0, gt=0, description="Spool: publish again an entry the archive "
                                      "still lacks this long after it was published.")
     spool_segment_bytes: int = Field(4 << 20, ge=4096, description="Spool: size of a segment file before "

@@ -1,4 +1,8 @@
-"""Resume points read from the raw archive: an agent resumes from what the store kept.
+"""Resume points read from the raw archive, and which archive keys it holds.
+
+The pull agents resume from their contiguous watermarks (streams/ingest/resume.py),
+confirmed with :meth:`ArchiveCursors.archived_keys`; the archive-wide points below are
+their fallback when no watermark exists yet (a first run, an older data dir).
 
 An agent never trusts its own memory across a restart: what it published may have died
 with the (embedded, in-memory) broker before a worker archived it. So every resume point is

@@ -30,7 +30,10 @@ from streams.clients import ClientsFile, TrackedAccount
 from streams.errors import ConfigError
 from streams.ingest.agent import CredentialsRefused, Retry, Seen, epoch_of_iso, supervise
 from streams.ingest.httpio import TRANSIENT, checked_stream, get_json, http_client, sse_events
+from streams.ingest.publisher import payload_key
+from streams.ingest.resume import ResumeBook, reached, resume_path
 from streams.ingest.runtime import Context
+from streams.limits import payload_max_bytes
 from streams.settings import Settings
 
 log = logging.getLogger("streams.ingest")
@@ -149,6 +152,12 @@ def event_key(event: str, data: str) -> tuple[str | None, float | None]:
     return f"s:{ident}", when
 
 
+def _position(item: dict[str, Any]) -> int | None:
+    """A REST item's place in its timeline: its creation time (ms)."""
+    when = epoch_of_iso(item.get("created_at"))
+    return None if when is None else int(when * 1000)
+
+
 def rest_key(item: dict[str, Any]) -> str:
     """Key of a REST status or notification, spelled as the archive key."""
     is_status = "content" in item or not isinstance(item.get("type"), str)
@@ -168,14 +177,21 @@ class MastodonAgent:
                 self.status.notes.append(note)
         self.seen: dict[str, Seen] = {r.part: Seen() for r in self.readers}
         self.owner: dict[str, str] = {}  # part -> account id, once the server said it
+        self.book = ResumeBook(resume_path(self.settings.data_dir, self.name), PLATFORM)
+        self.payload_max = payload_max_bytes(self.settings)
 
     async def run(self) -> None:
         if not self.readers:
             raise ConfigError("mastodon: no access token and nothing to read; see docs/ingest.md")
-        async with http_client(self.settings) as client:
-            await asyncio.gather(*(
-                supervise(self.status, self.settings, self._session(client, r), part=r.part, expected=TRANSIENT)
-                for r in self.readers))
+        keeper = asyncio.create_task(self.book.keep(self.ctx.cursors, self.status, self.settings.spool_confirm_s))
+        try:
+            async with http_client(self.settings) as client:
+                await asyncio.gather(*(
+                    supervise(self.status, self.settings, self._session(client, r), part=r.part, expected=TRANSIENT)
+                    for r in self.readers))
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
 
     def _session(self, client: httpx.AsyncClient, reader: Reader):  # type: ignore[no-untyped-def]
         async def session() -> None:
@@ -219,9 +235,16 @@ class MastodonAgent:
             async for event, data in sse_events(response):
                 key, when = event_key(event, data)
                 self.status.event(when)
+                # One watermark per backfilled timeline: notifications (inbox) apart from statuses.
+                mark = self.book.mark(f"{reader.part} {'inbox' if event == 'notification' else source}")
                 if key is None or not self.seen[reader.part].add(key):
+                    if when is not None:
+                        mark.covered(int(when * 1000))
                     continue
                 body = orjson.dumps({"stream": stream, "event": event, "payload": data})
+                if when is not None:
+                    mark.published(int(when * 1000), payload_key(body, self.payload_max))
+                    mark.covered(int(when * 1000))
                 await self.ctx.outbox.put(PLATFORM, body, source, via)
         raise Retry(f"{reader.part}: the server ended the stream")
 
@@ -237,9 +260,13 @@ class MastodonAgent:
 
     async def backfill(self, client: httpx.AsyncClient, reader: Reader, url: str, source: str, via: str,
                        archive_sources: list[str]) -> int:
-        """Page back from the newest item until one already kept; publish the rest, oldest first."""
+        """Page back from the newest item to the reader's contiguous watermark (everything
+        published up to it is archived; without one yet, to the first item already kept),
+        skipping what is kept above it; publish the rest, oldest first."""
         seen = self.seen[reader.part]
+        mark = self.book.mark(f"{reader.part} {source}")
         collected: list[tuple[str, dict[str, Any]]] = []
+        newest: int | None = None
         max_id: str | None = None
         for _ in range(self.settings.ingest_backfill_pages):
             params: dict[str, Any] = {"limit": PAGE}
@@ -255,17 +282,27 @@ class MastodonAgent:
                                                        [k for k in keys if k not in seen])
             known = False
             for key, item in zip(keys, items, strict=True):
-                if key in seen or key in archived:
+                position = _position(item)
+                if position is not None and (newest is None or position > newest):
+                    newest = position
+                kept = key in seen or key in archived
+                if reached(mark, position, kept):
                     known = True
                     break
-                collected.append((key, item))
+                if not kept:
+                    collected.append((key, item))
             if known or len(items) < PAGE:
                 break
             max_id = str(items[-1].get("id", ""))
         for key, item in reversed(collected):
             if seen.add(key):
                 self.status.event(epoch_of_iso(item.get("created_at")))
-                await self.ctx.outbox.put(PLATFORM, orjson.dumps(item), source, via)
+                body = orjson.dumps(item)
+                if (position := _position(item)) is not None:
+                    mark.published(position, payload_key(body, self.payload_max))
+                await self.ctx.outbox.put(PLATFORM, body, source, via)
+        if newest is not None:
+            mark.covered(newest)
         if collected:
             log.info("mastodon (%s): backfilled %d item(s) from %s", reader.part, len(collected), url)
         return len(collected)

@@ -32,7 +32,10 @@ from streams.clients import ClientsFile
 from streams.errors import ConfigError
 from streams.ingest.agent import CredentialsRefused, RateLimited, Retry, Seen, supervise
 from streams.ingest.httpio import TRANSIENT, check, get_json, http_client
+from streams.ingest.publisher import payload_key
+from streams.ingest.resume import ResumeBook, reached, resume_path
 from streams.ingest.runtime import Context
+from streams.limits import payload_max_bytes
 from streams.settings import Settings
 
 log = logging.getLogger("streams.ingest")
@@ -124,10 +127,20 @@ class RedditAgent:
             if note not in self.status.notes:
                 self.status.notes.append(note)
         self.quota_reset_at = 0.0
+        self.book = ResumeBook(resume_path(self.settings.data_dir, self.name), PLATFORM)
+        self.payload_max = payload_max_bytes(self.settings)
 
     async def run(self) -> None:
         if not self.listings:
             raise ConfigError("reddit: nothing to poll (no account with a password, no listened subreddit)")
+        keeper = asyncio.create_task(self.book.keep(self.ctx.cursors, self.status, self.settings.spool_confirm_s))
+        try:
+            await self._run()
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+
+    async def _run(self) -> None:
         async with http_client(self.settings, headers={"User-Agent": self.settings.reddit_user_agent}) as client:
 
             async def session() -> None:
@@ -201,8 +214,12 @@ class RedditAgent:
         log.warning("reddit: %s: %s; the other listings go on", listing.path, why)
 
     async def poll(self, client: httpx.AsyncClient, listing: Listing) -> int:
-        """Publish what is new in ``listing``; page back while a whole page is new."""
+        """Publish what is new in ``listing``; page back until a page reaches the listing's
+        contiguous watermark (streams/ingest/watermark.py: everything published up to it is
+        archived), skipping what is kept; without a watermark yet, a page holding a kept item."""
+        mark = self.book.mark(f"{listing.source} {listing.via} {listing.path}")
         collected: list[tuple[str, dict[str, Any]]] = []
+        newest: int | None = None
         after: str | None = None
         pages = max(1, self.settings.ingest_backfill_pages) if not listing.primed else 2
         for _ in range(pages):
@@ -220,11 +237,17 @@ class RedditAgent:
             for name, child in zip(names, children, strict=True):
                 if not name:
                     continue
-                if name in listing.seen or name in archived:
-                    known = True
+                position = _position(child)
+                if position is not None and (newest is None or position > newest):
+                    newest = position
+                kept = name in listing.seen or name in archived
+                if kept:
                     listing.seen.add(name)
-                    continue
-                collected.append((name, child))
+                # The rest of this page is still read (a late item may sit below a kept one);
+                # paging back stops after it.
+                known = reached(mark, position, kept) or known
+                if not kept:
+                    collected.append((name, child))
             after = (doc.get("data") or {}).get("after") if isinstance(doc, dict) else None
             if known or not after or len(children) < PAGE:
                 break
@@ -233,7 +256,12 @@ class RedditAgent:
             if listing.seen.add(name):
                 created = child.get("data", {}).get("created_utc")
                 self.status.event(float(created) if isinstance(created, int | float) else None)
-                await self.ctx.outbox.put(PLATFORM, orjson.dumps(child), listing.source, listing.via)
+                body = orjson.dumps(child)
+                if (position := _position(child)) is not None:
+                    mark.published(position, payload_key(body, self.payload_max))
+                await self.ctx.outbox.put(PLATFORM, body, listing.source, listing.via)
+        if newest is not None:
+            mark.covered(newest)
         return len(collected)
 
     async def _archived(self, listing: Listing, names: list[str]) -> set[str]:
@@ -243,6 +271,14 @@ class RedditAgent:
             return await self.ctx.cursors.archived(PLATFORM, ["inbox"], NAME_SQL, names, where=DEST_SQL,
                                                    dest=listing.via.lower())
         return await self.ctx.cursors.archived(PLATFORM, [listing.source], NAME_SQL, names)
+
+
+def _position(child: dict[str, Any]) -> int | None:
+    """A listing item's place in its listing: its creation time (ms)."""
+    created = child.get("data", {}).get("created_utc") if isinstance(child.get("data"), dict) else None
+    if isinstance(created, int | float) and not isinstance(created, bool):
+        return int(created * 1000)
+    return None
 
 
 def _children(doc: Any) -> list[dict[str, Any]] | None:

@@ -82,3 +82,12 @@ class ResumeBook:
                 await self.confirm_once(cursors)
             except Exception as exc:  # noqa: BLE001 - retried next period; the old point stays
                 log.warning("%s: resume points not advanced (archive not reachable): %s", status.name, describe(exc))
+
+
+def reached(mark: Watermark, position: int | None, kept: bool) -> bool:
+    """Whether paging back (newest first) has reached what is safely behind: an item at or
+    before the watermark; without a watermark yet (a first run, an upgrade), the first item
+    already kept (archived, or published by this process)."""
+    if mark.safe is not None:
+        return position is not None and position <= mark.safe
+    return kept

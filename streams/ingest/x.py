@@ -8,8 +8,10 @@ rules are only added). Each stream message (one post with its ``includes`` and
 ``matching_rules``) is published as received, source ``stream``.
 
 Gaps are closed over recent search each time the stream (re)connects: every rule's query
-with ``since_id`` = the largest post id archived in ``raw_events`` (or, before anything is
-archived, the first id this process published), pages published as received (source
+with ``since_id`` = the agent's contiguous watermark (``<data_dir>/cursors/x.json``: every
+post it published with a smaller id is confirmed in ``raw_events``,
+streams/ingest/watermark.py; without one yet, the largest post id archived, or before
+anything is archived the first id this process published), pages published as received (source
 ``stream`` for account rules, ``listen:<query>`` for listened ones; posts this process already
 published are left out of a page, the rest of it is kept as received). Recent search reaches
 back seven days: an older cursor is replaced by ``start_time`` at that limit.
@@ -30,7 +32,10 @@ import orjson
 from streams.clients import ClientsFile
 from streams.ingest.agent import Retry, Seen, epoch_of_iso, supervise
 from streams.ingest.httpio import TRANSIENT, check, checked_stream, get_json, http_client, json_lines
+from streams.ingest.publisher import payload_key
+from streams.ingest.resume import ResumeBook, resume_path
 from streams.ingest.runtime import Context
+from streams.limits import payload_max_bytes
 
 log = logging.getLogger("streams.ingest")
 
@@ -103,6 +108,9 @@ class XAgent:
         self.seen = Seen()
         self.first_published: int | None = None  # of this process: the resume point before the archive has any
         self.base = self.settings.x_api_url.rstrip("/")
+        self.book = ResumeBook(resume_path(self.settings.data_dir, self.name), PLATFORM)
+        self.mark = self.book.mark("since_id")
+        self.payload_max = payload_max_bytes(self.settings)
 
     def _auth(self) -> dict[str, str]:
         token = self.settings.x_bearer_token
@@ -120,7 +128,12 @@ class XAgent:
                     synced = True
                 await self.read(client)
 
-            await supervise(self.status, self.settings, session, expected=TRANSIENT)
+            keeper = asyncio.create_task(self.book.keep(self.ctx.cursors, self.status, self.settings.spool_confirm_s))
+            try:
+                await supervise(self.status, self.settings, session, expected=TRANSIENT)
+            finally:
+                keeper.cancel()
+                await asyncio.gather(keeper, return_exceptions=True)
 
     async def sync_rules(self, client: httpx.AsyncClient) -> None:
         """Make the app's stream rules those of the clients file."""
@@ -145,6 +158,11 @@ class XAgent:
             log.info("x: added %d stream rule(s)", len(missing))
 
     async def resume_point(self) -> int | None:
+        """The contiguous watermark (every post published up to it is archived); without
+        one yet (a first run, an upgrade), the largest archived post id."""
+        if self.mark.safe is not None:
+            self.status.cursor = str(self.mark.safe)
+            return self.mark.safe
         archived = await self.ctx.cursors.x_since_id(self.sources)
         self.status.cursor = str(archived or "")
         return archived if archived is not None else (self.first_published - 1 if self.first_published else None)
@@ -176,9 +194,15 @@ class XAgent:
             return
         data = doc.get("data")
         self.status.event(epoch_of_iso(data.get("created_at")) if isinstance(data, dict) else None)
+        numeric = [int(i) for i in ids if i.isdigit()]
         if not any(self.seen.add(i) for i in ids):
+            if numeric:
+                self.mark.covered(max(numeric))
             return
         self._published(ids)
+        if numeric:
+            self.mark.published(min(numeric), payload_key(line, self.payload_max))
+            self.mark.covered(max(numeric))
         await self.ctx.outbox.put(PLATFORM, line, "stream")
 
     def _published(self, ids: list[str]) -> None:
@@ -195,6 +219,7 @@ class XAgent:
             start = datetime.fromtimestamp(time.time() - SEARCH_REACH_S, tz=UTC)
             params_base["start_time"] = start.strftime("%Y-%m-%dT%H:%M:%SZ")
         total = 0
+        reach = since_id
         for rule in self.rules:
             token: str | None = None
             for _ in range(max(1, self.settings.ingest_backfill_pages)):
@@ -205,6 +230,7 @@ class XAgent:
                 check(response, f"recent search {rule.tag}", response.content)
                 doc = orjson.loads(response.content or b"{}")
                 ids = _post_ids(doc)
+                reach = max([reach, *(int(i) for i in ids if i.isdigit())])
                 fresh = [i for i in ids if i not in self.seen]
                 if fresh:
                     self.seen.update(fresh)
@@ -212,11 +238,15 @@ class XAgent:
                         self.status.event()
                     self._published(fresh)
                     body = response.content if len(fresh) == len(ids) else _only(doc, set(fresh))
+                    numeric = [int(i) for i in fresh if i.isdigit()]
+                    if numeric:  # one record holds the page: archived whole or not at all
+                        self.mark.published(min(numeric), payload_key(body, self.payload_max))
                     await self.ctx.outbox.put(PLATFORM, body, rule.source)
                     total += len(fresh)
                 token = (doc.get("meta") or {}).get("next_token") if isinstance(doc, dict) else None
                 if not token:
                     break
                 await asyncio.sleep(0)
+        self.mark.covered(reach)  # every rule's search has been read up to here
         if total:
             log.info("x: backfilled %d post(s) since id %s", total, since_id)

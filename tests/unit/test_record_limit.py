@@ -27,6 +27,35 @@ def test_the_compose_broker_uses_the_code_s_record_limit() -> None:
     assert int(env["KAFKA_REPLICA_FETCH_MAX_BYTES"]) == limit
 
 
+def test_every_compose_service_uses_the_broker_s_limit() -> None:
+    """The scale-out stack: each Rapport service states the limit Kafka enforces, and what the
+    publisher sends under it (requests, joined arrays) stays below message.max.bytes."""
+    import yaml
+
+    from streams.ingest.publisher import Publisher
+
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    broker_limit = int(kafka_env()["KAFKA_MESSAGE_MAX_BYTES"])
+    services = {n: s for n, s in compose["services"].items() if str(s.get("image", "")).startswith("rapport:")}
+    assert services
+    for name, service in services.items():
+        assert int(service["environment"]["RAPPORT_RECORD_MAX_BYTES"]) == broker_limit, name
+    settings = Settings(record_max_bytes=broker_limit, publish_batch=200)
+    assert producer_max_bytes(settings) < broker_limit
+    publisher = Publisher.__new__(Publisher)  # no broker: what it would send is collected
+    publisher.settings, publisher.payload_max = settings, payload_max_bytes(settings)
+    publisher.pending, publisher.pending_bytes, publisher.keys = {}, {}, None
+    publisher.refused = publisher.payloads = publisher.records = 0
+    publisher.pending_since = None
+    sent: list[bytes] = []
+    publisher._send = lambda platform, value, *a, **k: sent.append(value)  # type: ignore[method-assign]
+    for i in range(600):  # 200 payloads of 20 KB would make a 4 MB array
+        publisher.add("reddit", orjson.dumps({"i": i, "pad": "x" * 20_000}), "poll", 1_790_000_000_000)
+    publisher.flush_arrays()
+    assert sent and max(len(v) for v in sent) <= producer_max_bytes(settings)
+    assert sum(len(orjson.loads(v)) for v in sent) == 600
+
+
 def test_faust_producer_and_consumer_derive_from_it(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, record_max_bytes=2_000_000)
     app = create_app(settings, "tansu://127.0.0.1:1")
