@@ -68,10 +68,6 @@ class NormalizedBatch:
     skip_reasons: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     events_out: int = 0
 
-    def envelope_bytes(self) -> list[tuple[str, bytes]]:
-        """(key, value) pairs for the interactions topic, keys sorted for determinism."""
-        return [(key, orjson.dumps(self.envelopes[key])) for key in sorted(self.envelopes)]
-
 
 ARCHIVE_COLUMNS: tuple[str, ...] = (
     "platform", "raw_key", "payload", "source", "received_at", "archived_at", "topic",
