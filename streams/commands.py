@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from streams.clients import ClientsFile
 from streams.errors import RapportError
 from streams.settings import Settings, load_settings
 
@@ -25,18 +26,28 @@ DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data dir (defa
 ClientsOpt = Annotated[Path | None, typer.Option("--clients", help="Clients file (TOML), or RAPPORT_CLIENTS.")]
 
 
-def _settings(data_dir: Path | None, clients: Path | None) -> Settings:
+# Libraries whose INFO lines drown an ingest program's own (one per HTTP request or frame).
+NOISY_LIBRARIES = ("httpx", "httpcore", "websockets", "aiohttp.access", "kafka", "aiokafka")
+
+
+def _settings(data_dir: Path | None, clients: Path | None, *, quiet_libraries: bool = False,
+              **overrides: object) -> Settings:
+    """The settings of one command, with logging set up and, when a Rapport process started
+    this one, a watch that ends it with its parent."""
     from streams.embedded.lifecycle import watch_supervisor
 
-    settings = load_settings(data_dir=data_dir, clients=clients)
+    settings = load_settings(data_dir=data_dir, clients=clients, **overrides)  # type: ignore[arg-type]
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if quiet_libraries:
+        for noisy in NOISY_LIBRARIES:
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     if settings.supervisor_pid is not None:  # started by a Rapport process: die with it
         watch_supervisor(settings.supervisor_pid)
     return settings
 
 
-def _clients(settings: Settings):  # type: ignore[no-untyped-def]
+def _clients(settings: Settings) -> ClientsFile:
     from streams.clients import load_clients
     from streams.errors import ConfigError
 
