@@ -2,62 +2,23 @@
 
 from __future__ import annotations
 
-import logging
-import sys
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from streams.errors import RapportError
-from streams.settings import Settings, load_settings
+from streams.commands import ClientsOpt, DataDir, _clients, _friendly, _settings, err
 
 # No locals in tracebacks: a frame may hold a password (docs/store.md, Security).
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="Rapport: real-time conversation analytics (connections, not vanity).")
-err = Console(stderr=True)
-
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data dir (default .rapport/, or RAPPORT_DATA_DIR).")]
-ClientsOpt = Annotated[Path | None, typer.Option("--clients", help="Clients file (TOML), or RAPPORT_CLIENTS.")]
 
 
 class OutputFormat(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
-
-
-def _settings(data_dir: Path | None, clients: Path | None) -> Settings:
-    from streams.embedded.lifecycle import watch_supervisor
-
-    settings = load_settings(data_dir=data_dir, clients=clients)
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if settings.supervisor_pid is not None:  # started by a Rapport process: die with it
-        watch_supervisor(settings.supervisor_pid)
-    return settings
-
-
-def _clients(settings: Settings):  # type: ignore[no-untyped-def]
-    from streams.clients import load_clients
-    from streams.errors import ConfigError
-
-    if settings.clients is None:
-        raise ConfigError("no clients file: pass --clients FILE or set RAPPORT_CLIENTS")
-    return load_clients(settings.clients)
-
-
-@contextmanager
-def _friendly():  # type: ignore[no-untyped-def]
-    """Expected errors print one clear line and exit 2; no stack trace for users."""
-    try:
-        yield
-    except RapportError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
 
 
 @app.command()

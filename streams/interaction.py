@@ -9,7 +9,7 @@ the records are cheap to build, compare and serialise.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
 
@@ -55,14 +55,6 @@ class Interaction:
         """The Kafka key: all state of one tracked account lives in one partition."""
         return f"{self.client_id}:{self.account_id}"
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Interaction:
-        data = dict(data)
-        data["mentioned_ids"] = tuple(data.get("mentioned_ids") or ())
-        return cls(**data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +76,6 @@ class Change:
     @property
     def key(self) -> str:
         return f"{self.client_id}:{self.account_id}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Change:
-        return cls(**data)
 
 
 INTERACTION_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Interaction))

@@ -133,7 +133,7 @@ def register_report(app: typer.Typer) -> None:
         """Per client and account: threads, conversations, turns, returning people, inbound,
         answered, reply rate within SLA, first response (wall and business), unanswered, alerts,
         and vanity signals beside them (docs/metrics.md defines each)."""
-        from streams.cli import _friendly, _settings
+        from streams.commands import _friendly, _settings
         from streams.errors import ConfigError
 
         with _friendly():

@@ -23,7 +23,7 @@ from streams.clients import PLATFORMS
 from streams.limits import record_budget
 from streams.normalize.records import ARCHIVE_COLUMNS, RawRecord, dead_record, normalize_records
 from streams.store.writer import TableWriter
-from streams.topics import DLQ, INTERACTIONS, raw_topic
+from streams.topics import DLQ, INTERACTIONS, platform_of, raw_topic
 
 log = logging.getLogger(__name__)
 STAGE = "normalize"
@@ -51,7 +51,7 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
 
     def raw_record(msg: Any) -> RawRecord:
         return RawRecord(topic=msg.topic, partition=msg.partition, offset=msg.offset,
-                         platform=msg.topic.removeprefix(prefix), value=msg.value or b"",
+                         platform=platform_of(msg.topic, settings), value=msg.value or b"",
                          headers=_headers(msg), received_at_fallback=int((msg.timestamp or 0) * 1000))
 
     async def handle(events: Sequence[Any]) -> None:

@@ -8,9 +8,7 @@ broker and store, and runs the agent until SIGTERM or Ctrl-C, flushing what it r
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -18,33 +16,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from streams.clients import ClientsFile, load_clients
-from streams.embedded.lifecycle import watch_supervisor
-from streams.errors import ConfigError, RapportError
+from streams.clients import ClientsFile
+from streams.commands import ClientsOpt, DataDir, _clients, _settings
+from streams.errors import RapportError
 from streams.ingest.plan import AGENTS, readiness
 from streams.ingest.runtime import Agent, Context, run_agent
-from streams.settings import Settings, load_settings
+from streams.settings import Settings
 
 ingest_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                          help="Ingest agents: read a platform live, publish its payloads to rapport.raw.<platform>.")
 err = Console(stderr=True, soft_wrap=True, highlight=False)  # a note stays one line
-
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data dir (default .rapport/, or RAPPORT_DATA_DIR).")]
-ClientsOpt = Annotated[Path | None, typer.Option("--clients", help="Clients file (TOML), or RAPPORT_CLIENTS.")]
-
-
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore", "websockets", "aiohttp.access", "kafka", "aiokafka"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def _clients(settings: Settings) -> ClientsFile:
-    if settings.clients is None:
-        raise ConfigError("no clients file: pass --clients FILE or set RAPPORT_CLIENTS")
-    return load_clients(settings.clients)
-
 
 async def _serve(make: Callable[[Context], Agent], name: str, settings: Settings, clients: ClientsFile,
                  broker: str, store: str, notes: list[str]) -> None:
@@ -65,10 +46,7 @@ def start(name: str, make: Callable[[Context], Agent], data_dir: Path | None, cl
     from streams.store.client import broker_url, store_url
 
     try:
-        settings = load_settings(data_dir=data_dir, clients=clients, **overrides)
-        _configure_logging(settings)
-        if settings.supervisor_pid is not None:  # started by `rapport up`: die with it
-            watch_supervisor(settings.supervisor_pid)
+        settings = _settings(data_dir, clients, quiet_libraries=True, **overrides)
         clients_file = _clients(settings)
         ok, notes = readiness(name, settings, clients_file)
         if not ok:

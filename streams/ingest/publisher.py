@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterable
 from concurrent.futures import Future
 from typing import Any
 
@@ -191,10 +190,6 @@ class Publisher:
     def _key(self, key: str) -> None:
         if self.keys is not None:
             self.keys.append(key)
-
-    def add_many(self, platform: str, payloads: Iterable[bytes], source: str) -> None:
-        for payload in payloads:
-            self.add(platform, payload, source)
 
     def tick(self) -> None:
         """Flush arrays older than the linger time (call from the publishing loop)."""

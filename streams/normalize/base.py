@@ -75,13 +75,13 @@ class AccountIndex:
 
     Built once per clients file; lookups are case-insensitive on handles because Reddit
     names and handles are. Do not change an index once it is in use: the fast path caches
-    per-platform tables derived from it (:func:`streams.normalize.fast.core.tables_for`).
+    per-platform tables derived from it (:func:`streams.normalize.rows.tables_for`).
     """
 
     by_id: dict[tuple[str, str], list[AccountRef]] = field(default_factory=_ref_lists)
     by_handle: dict[tuple[str, str], list[AccountRef]] = field(default_factory=_ref_lists)
     by_listen: dict[tuple[str, str], list[AccountRef]] = field(default_factory=_ref_lists)
-    # platform -> fast.core.Tables, filled on first use (typed Any: core imports this module).
+    # platform -> rows.Tables, filled on first use (typed Any: rows imports this module).
     fast_tables: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod

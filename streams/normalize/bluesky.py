@@ -9,17 +9,31 @@ Handles are not in Jetstream events; when the agent resolved the author's (setti
 ``bluesky_resolve_handles``) it added it at the top level as ``_handle``, read here as the
 author's handle.
 
-Its fast path, :mod:`streams.normalize.fast.bluesky`, must give exactly the same outcome: a change
-here needs its twin there (tests/unit/normalize/test_fast_path.py compares the two).
+Fields are read with :mod:`streams.normalize.access` (fast when the payload is as expected,
+precise when it is not) and rows are written directly by :class:`~streams.normalize.rows.Rows`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from streams.normalize.access import Node, checked_ms, lenient_iso_ms
-from streams.normalize.base import AccountIndex, Arrival, BadPayload, Outcome, Skipped
-from streams.normalize.emit import Audience, Collector, Draft, kind_of, tracked_id, unique
+from streams.normalize.access import (
+    Where,
+    at,
+    checked_ms,
+    ident,
+    lenient_iso_ms,
+    number,
+    obj,
+    objects,
+    of,
+    opt_array,
+    opt_obj,
+    opt_text,
+    text,
+)
+from streams.normalize.base import BadPayload
+from streams.normalize.rows import Key, Rows, kind_of, unique
 
 PLATFORM = "bluesky"
 POST = "app.bsky.feed.post"
@@ -44,173 +58,156 @@ def collection_of_uri(uri: str) -> str:
     return parts[1] if len(parts) > 1 else ""
 
 
-def _at_uri(node: Node, key: str) -> str:
-    uri = node.ident(key)
-    if not uri.startswith("at://") or len(uri) <= len("at://"):
-        raise BadPayload(f"{node.at(key)} is not an AT-URI: {uri[:60]!r}")
-    return uri
+def _at_uri(d: dict[str, Any], key: str, where: Where) -> str:
+    uri = ident(d, key, where)
+    if uri.startswith("at://") and len(uri) > 5:
+        return uri
+    raise BadPayload(f"{at(where, key)} is not an AT-URI: {uri[:60]!r}")
 
 
-def _did(node: Node, key: str) -> str:
-    did = node.ident(key)
-    if not did.startswith("did:"):
-        raise BadPayload(f"{node.at(key)} is not a DID: {did[:60]!r}")
-    return did
+def _did(d: dict[str, Any], key: str, where: Where) -> str:
+    did = ident(d, key, where)
+    if did.startswith("did:"):
+        return did
+    raise BadPayload(f"{at(where, key)} is not a DID: {did[:60]!r}")
 
 
-def normalize_bluesky(payload: Any, arrival: Arrival, index: AccountIndex) -> Outcome:
+def normalize_bluesky(payload: Any, rows: Rows) -> None:
     """One Jetstream event. Identity/account events and unread collections are skipped."""
-    event = Node.of(payload)
-    kind = event.text("kind")
-    if kind in SKIPPED_KINDS:
-        return Skipped(f"jetstream {kind} event")
+    event = of(payload)
+    kind = text(event, "kind")
     if kind != "commit":
-        return Skipped(f"jetstream event kind {kind[:40]!r} is not read")
-    did = _did(event, "did")
-    handle = event.opt_text("_handle")
-    time_us = event.number("time_us")
-    if time_us != int(time_us):
-        raise BadPayload("time_us is not an integer")
+        rows.skip(f"jetstream {kind} event" if kind in SKIPPED_KINDS else
+                  f"jetstream event kind {kind[:40]!r} is not read")
+        return
+    did = _did(event, "did", "")
+    handle = opt_text(event, "_handle")
+    time_us = event.get("time_us")
+    if type(time_us) is not int:
+        time_us = number(event, "time_us")
+        if time_us != int(time_us):
+            raise BadPayload("time_us is not an integer")
     created_at = checked_ms(int(time_us) // 1000, "time_us")
 
-    commit = event.obj("commit")
-    operation = commit.text("operation")
-    collection = commit.text("collection")
+    commit = obj(event, "commit")
+    operation = text(commit, "operation", "commit")
+    collection = text(commit, "collection", "commit")
     if collection not in READ:
-        return Skipped(f"collection {collection[:60]!r} is not read")
-    rkey = commit.ident("rkey")
+        rows.skip(f"collection {collection[:60]!r} is not read")
+        return
+    rkey = ident(commit, "rkey", "commit")
     uri = f"at://{did}/{collection}/{rkey}"
-    out = Collector(arrival)
 
-    if operation == "delete":
+    if operation == "create":
+        record = obj(commit, "record", "commit")
+        if collection == POST:
+            _post(record, did, uri, rkey, created_at, rows, edit=False, handle=handle)
+        else:
+            _signal(record, collection, did, uri, created_at, rows, handle)
+    elif operation == "delete":
         # A delete names only collection and rkey; it concerns the account when the
         # account deleted it (or the stream is the account's own).
-        audience = Audience(PLATFORM, index).ids(did).arrival(arrival)
-        out.change(
-            platform=PLATFORM, event_id=uri, change="delete", changed_at=created_at,
-            text="", author_id=did, audience=audience,
-        )
+        rows.change(rows.ctx.audience((did,)), uri, "delete", created_at, "", did)
     elif operation == "update":
         if collection != POST:
-            return Skipped(f"update of {collection} is not read")
-        draft, audience = _post(commit.obj("record"), did, uri, rkey, created_at, arrival, index)
-        out.change(
-            platform=PLATFORM, event_id=uri, change="edit", changed_at=created_at,
-            text=draft.text, author_id=did, audience=audience,
-        )
-    elif operation == "create":
-        record = commit.obj("record")
-        if collection == POST:
-            draft, audience = _post(record, did, uri, rkey, created_at, arrival, index, handle)
-        else:
-            draft, audience = _signal(record, collection, did, uri, created_at, arrival, index, handle)
-        out.interaction(draft, audience)
+            rows.skip(f"update of {collection} is not read")
+            return
+        _post(obj(commit, "record", "commit"), did, uri, rkey, created_at, rows, edit=True)
     else:
         raise BadPayload(f"commit.operation {operation[:40]!r} is not create, update or delete")
-    return out.outcome()
+
+
+_RECORD = "commit.record"
 
 
 def _post(
-    record: Node, did: str, uri: str, rkey: str, created_at: int,
-    arrival: Arrival, index: AccountIndex, handle: str = "",
-) -> tuple[Draft, Audience]:
-    text = record.text("text")
+    record: dict[str, Any], did: str, uri: str, rkey: str, created_at: int, rows: Rows, edit: bool,
+    handle: str = "",
+) -> None:
+    body = text(record, "text", _RECORD)
     parent_id = root_id = parent_author = None
-    reply = record.opt_obj("reply")
+    reply = opt_obj(record, "reply", _RECORD)
     if reply is not None:
-        parent_id = _at_uri(reply.obj("parent"), "uri")
-        root_id = _at_uri(reply.obj("root"), "uri")
+        parent_id = _at_uri(obj(reply, "parent", "commit.record.reply"), "uri", "commit.record.reply.parent")
+        root_id = _at_uri(obj(reply, "root", "commit.record.reply"), "uri", "commit.record.reply.root")
         parent_author = did_of_uri(parent_id)
 
     quoted_id = quoted_author = None
-    embed = record.opt_obj("embed")
+    embed = opt_obj(record, "embed", _RECORD)
     if embed is not None:
-        embed_type = embed.opt_text("$type")
-        ref = None
+        embed_type = opt_text(embed, "$type", "commit.record.embed")
+        ref = ref_where = None
         if embed_type == EMBED_RECORD:
-            ref = embed.obj("record")
+            ref, ref_where = obj(embed, "record", "commit.record.embed"), "commit.record.embed.record"
         elif embed_type == EMBED_WITH_MEDIA:
-            ref = embed.obj("record").obj("record")
+            outer = obj(embed, "record", "commit.record.embed")
+            ref = obj(outer, "record", "commit.record.embed.record")
+            ref_where = "commit.record.embed.record.record"
         # Only a post can be quoted; an embedded list or feed generator is not a quote.
-        if ref is not None:
-            target = _at_uri(ref, "uri")
+        if ref is not None and ref_where is not None:
+            target = _at_uri(ref, "uri", ref_where)
             if collection_of_uri(target) == POST:
                 quoted_id, quoted_author = target, did_of_uri(target)
 
     mentions: list[str] = []
     tags: list[str] = []
-    for facet in record.objects("facets"):
-        for feature in facet.objects("features"):
-            feature_type = feature.opt_text("$type")
+    for i, facet in enumerate(objects(record, "facets", _RECORD)):
+        facet_where = ((_RECORD, "facets"), i)
+        for j, feature in enumerate(objects(facet, "features", facet_where)):
+            feature_where = ((facet_where, "features"), j)
+            feature_type = opt_text(feature, "$type", feature_where)
             if feature_type == MENTION:
-                mentions.append(_did(feature, "did"))
+                mentions.append(_did(feature, "did", feature_where))
             elif feature_type == TAG:
-                tags.append(feature.text("tag"))
-    for entity in record.objects("entities"):  # deprecated pre-facet mentions
-        if entity.opt_text("type") == "mention":
-            mentions.append(_did(entity, "value"))
-    for i, tag in enumerate(record.opt_array("tags")):
+                tags.append(text(feature, "tag", feature_where))
+    for i, entity in enumerate(objects(record, "entities", _RECORD)):  # deprecated pre-facet mentions
+        entity_where = ((_RECORD, "entities"), i)
+        if opt_text(entity, "type", entity_where) == "mention":
+            mentions.append(_did(entity, "value", entity_where))
+    for i, tag in enumerate(opt_array(record, "tags", _RECORD)):
         if not isinstance(tag, str):
-            raise BadPayload(f"{record.at('tags')}[{i}] must be a string")
+            raise BadPayload(f"{_RECORD}.tags[{i}] must be a string")
         tags.append(tag)
-    langs = record.opt_array("langs")
+    langs = opt_array(record, "langs", _RECORD)
     lang = langs[0] if langs and isinstance(langs[0], str) else ""
 
     mentioned = unique(mentions)
-    audience = (
-        Audience(PLATFORM, index)
-        .ids(did, parent_author, quoted_author, *mentioned)
-        .listened(*(f"#{t.lstrip('#')}" for t in tags if t.strip("#")))
-        .arrival(arrival)
+    ctx = rows.ctx
+    keys = ctx.audience(
+        (did, parent_author, quoted_author, *mentioned),
+        listened=[f"#{t.lstrip('#')}" for t in tags if t.strip("#")] if tags else (),
     )
-    draft = Draft(
-        platform=PLATFORM,
-        event_id=uri,
-        kind=kind_of(
-            dm=False, parent=parent_id, quoted=quoted_id,
-            mentions_tracked=any(tracked_id(index, PLATFORM, m) for m in mentioned),
-        ),
-        author_id=did,
-        author_handle=handle,
-        created_at=created_at,
-        parent_id=parent_id,
-        parent_author_id=parent_author,
+    if edit:
+        rows.change(keys, uri, "edit", created_at, body, did)
+        return
+    rows.interaction(
+        keys, uri,
+        kind_of(dm=False, parent=parent_id, quoted=quoted_id, mentions_tracked=ctx.tracked_ids(mentioned)),
+        did, created_at, author_handle=handle,
+        parent_id=parent_id, parent_author_id=parent_author,
         # A top-level post is the root of its own thread.
         root_id=root_id if reply is not None else uri,
-        quoted_id=quoted_id,
-        quoted_author_id=quoted_author,
-        mentioned_ids=mentioned,
-        text=text,
-        lang=lang,
-        url=f"https://bsky.app/profile/{did}/post/{rkey}",
-        client_created_at=lenient_iso_ms(record.raw("createdAt")),
+        quoted_id=quoted_id, quoted_author_id=quoted_author, mentioned_ids=mentioned, text=body,
+        lang=lang, url=f"https://bsky.app/profile/{did}/post/{rkey}",
+        client_created_at=lenient_iso_ms(record.get("createdAt")),
     )
-    return draft, audience
 
 
 def _signal(
-    record: Node, collection: str, did: str, uri: str, created_at: int,
-    arrival: Arrival, index: AccountIndex, handle: str = "",
-) -> tuple[Draft, Audience]:
+    record: dict[str, Any], collection: str, did: str, uri: str, created_at: int, rows: Rows,
+    handle: str = "",
+) -> None:
     """Likes and reposts point at a post (``subject`` strong ref); a follow at a DID."""
     target: str | None
     if collection == FOLLOW:
         kind, parent_id = "follow", None
-        target = _did(record, "subject")
+        target = _did(record, "subject", _RECORD)
     else:
         kind = SIGNALS[collection]
-        parent_id = _at_uri(record.obj("subject"), "uri")
+        parent_id = _at_uri(obj(record, "subject", _RECORD), "uri", "commit.record.subject")
         target = did_of_uri(parent_id)
-    audience = Audience(PLATFORM, index).ids(did, target).arrival(arrival)
-    draft = Draft(
-        platform=PLATFORM,
-        event_id=uri,
-        kind=kind,
-        author_id=did,
-        author_handle=handle,
-        created_at=created_at,
-        parent_id=parent_id,
-        parent_author_id=target,
-        client_created_at=lenient_iso_ms(record.raw("createdAt")),
+    keys: list[Key] = rows.ctx.audience((did, target))
+    rows.interaction(
+        keys, uri, kind, did, created_at, author_handle=handle, parent_id=parent_id, parent_author_id=target,
+        client_created_at=lenient_iso_ms(record.get("createdAt")),
     )
-    return draft, audience

@@ -10,8 +10,8 @@ receiver makes it when it can and adds the answer under ``_completed`` in the ch
 value (``{"mentioned_comment": {...}}`` or ``{"mentioned_media": {...}}``, as the Graph API
 returned it): then author, handle, text and time come from there.
 
-Its fast path, :mod:`streams.normalize.fast.webhooks`, must give exactly the same outcome: a change
-here needs its twin there (tests/unit/normalize/test_fast_path.py compares the two).
+Fields are read with :mod:`streams.normalize.access` (fast when the payload is as expected,
+precise when it is not) and rows are written directly by :class:`~streams.normalize.rows.Rows`.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from streams.normalize.access import Node
-from streams.normalize.base import AccountIndex, Arrival, BadPayload, Outcome
-from streams.normalize.emit import Collector, Draft, kind_of, tracked_name, unique
-from streams.normalize.webhook import Entry, audience, messaging, normalize_envelope
+from streams.normalize.access import Where, at, ident, opt_ident, opt_obj, opt_text, time_ms
+from streams.normalize.base import BadPayload
+from streams.normalize.rows import Rows, kind_of, unique
+from streams.normalize.webhook import Entry, messaging, normalize_envelope
 
 PLATFORM = "instagram"
 COMMENT_FIELDS = frozenset({"comments", "live_comments"})
@@ -37,83 +37,71 @@ def names_in(text: str) -> tuple[str, ...]:
     return unique([n.rstrip(".").lower() for n in _AT_NAME.findall(text)])
 
 
-def normalize_instagram(payload: Any, arrival: Arrival, index: AccountIndex) -> Outcome:
-    def on_change(entry: Entry, field: str, value: Node, out: Collector) -> None:
-        if field in COMMENT_FIELDS:
-            _comment(entry, value, arrival, index, out)
-        elif field == "mentions":
-            _mention(entry, value, arrival, index, out)
-        elif field == "messages":
-            messaging(value, entry, PLATFORM, arrival, index, out)
-        else:
-            out.skip(f"field {field[:40]!r} is not read")
-
-    return normalize_envelope(payload, "instagram", arrival, on_change, PLATFORM, index)
+def normalize_instagram(payload: Any, rows: Rows) -> None:
+    normalize_envelope(payload, "instagram", rows, _on_change)
 
 
-def _comment(
-    entry: Entry, value: Node, arrival: Arrival, index: AccountIndex, out: Collector,
-) -> None:
-    comment_id = value.ident("id")
-    media = value.opt_obj("media")
-    media_id = media.ident("id") if media is not None else None
-    parent_id = value.opt_ident("parent_id")
+def _on_change(entry: Entry, field: str, value: dict[str, Any], where: Where, rows: Rows) -> None:
+    if field in COMMENT_FIELDS:
+        _comment(entry, value, where, rows)
+    elif field == "mentions":
+        _mention(entry, value, where, rows)
+    elif field == "messages":
+        messaging(value, where, entry, rows)
+    else:
+        rows.skip(f"field {field[:40]!r} is not read")
+
+
+def _comment(entry: Entry, value: dict[str, Any], where: Where, rows: Rows) -> None:
+    comment_id = ident(value, "id", where)
+    media = opt_obj(value, "media", where)
+    media_id = ident(media, "id", (where, "media")) if media is not None else None
+    parent_id = opt_ident(value, "parent_id", where)
     if parent_id is None and media_id is None:
-        raise BadPayload(f"{value.at('media')} missing (a comment needs its media or parent)")
-    sender = value.opt_obj("from")
-    author_id = sender.ident("id") if sender is not None else ""
-    handle = sender.opt_text("username") if sender is not None else ""
-    text = value.opt_text("text")
-    mentions = names_in(text)
-    draft = Draft(
-        platform=PLATFORM,
-        event_id=comment_id,
-        kind=kind_of(
-            dm=False, parent=parent_id or media_id, quoted=None,
-            mentions_tracked=any(tracked_name(index, PLATFORM, m) for m in mentions),
+        raise BadPayload(f"{at(where, 'media')} missing (a comment needs its media or parent)")
+    sender = opt_obj(value, "from", where)
+    author_id = ident(sender, "id", (where, "from")) if sender is not None else ""
+    handle = opt_text(sender, "username", (where, "from")) if sender is not None else ""
+    body = opt_text(value, "text", where)
+    mentions = names_in(body)
+    ctx = rows.ctx
+    rows.interaction(
+        ctx.audience((entry.account_id, author_id), mentions), comment_id,
+        kind_of(
+            dm=False, parent=parent_id or media_id, quoted=None, mentions_tracked=ctx.tracked_names(mentions),
         ),
-        author_id=author_id,
-        author_handle=handle,
-        created_at=entry.time(value, "timestamp"),
-        parent_id=parent_id or media_id,
-        parent_author_id=None if parent_id else entry.account_id,
-        root_id=media_id,
-        mentioned_ids=mentions,
-        text=text,
+        author_id, entry.time(value, where, "timestamp"), author_handle=handle, parent_id=parent_id or media_id,
+        parent_author_id=None if parent_id else entry.account_id, root_id=media_id, mentioned_ids=mentions,
+        text=body,
     )
-    who = audience(PLATFORM, index, entry, arrival).ids(author_id).names(*mentions)
-    out.interaction(draft, who)
 
 
-def _mention(
-    entry: Entry, value: Node, arrival: Arrival, index: AccountIndex, out: Collector,
-) -> None:
+def _mention(entry: Entry, value: dict[str, Any], where: Where, rows: Rows) -> None:
     """The account was @mentioned in a caption (no comment id) or in a comment."""
-    media_id = value.ident("media_id")
-    comment_id = value.opt_ident("comment_id")
+    media_id = ident(value, "media_id", where)
+    comment_id = opt_ident(value, "comment_id", where)
     parent_id = media_id if comment_id else None
-    author_id = handle = text = ""
+    author_id = handle = body = ""
     created_at = None
-    completed = value.opt_obj("_completed")
+    completed = opt_obj(value, "_completed", where)
     if completed is not None:
-        found = completed.opt_obj("mentioned_comment" if comment_id else "mentioned_media")
+        completed_where = (where, "_completed")
+        key = "mentioned_comment" if comment_id else "mentioned_media"
+        found = opt_obj(completed, key, completed_where)
         if found is not None:
-            sender = found.opt_obj("from")
-            author_id = (sender.opt_ident("id") if sender is not None else None) or ""
-            handle = found.opt_text("username") or (sender.opt_text("username") if sender is not None else "")
-            text = found.opt_text("text" if comment_id else "caption")
-            if found.has("timestamp"):
-                created_at = found.time_ms("timestamp")
-    draft = Draft(
-        platform=PLATFORM,
-        event_id=comment_id or media_id,
-        kind=kind_of(dm=False, parent=parent_id, quoted=None, mentions_tracked=True),
-        author_id=author_id,
-        author_handle=handle,
-        created_at=entry.delivery(value, "timestamp") if created_at is None else created_at,
-        parent_id=parent_id,
-        root_id=media_id,
-        mentioned_ids=(entry.account_id,),
-        text=text,
+            found_where = (completed_where, key)
+            sender = opt_obj(found, "from", found_where)
+            sender_where = (found_where, "from")
+            author_id = (opt_ident(sender, "id", sender_where) if sender is not None else None) or ""
+            handle = opt_text(found, "username", found_where) or (
+                opt_text(sender, "username", sender_where) if sender is not None else ""
+            )
+            body = opt_text(found, "text" if comment_id else "caption", found_where)
+            if found.get("timestamp") is not None:
+                created_at = time_ms(found, "timestamp", found_where)
+    rows.interaction(
+        rows.ctx.audience((entry.account_id, author_id)), comment_id or media_id,
+        kind_of(dm=False, parent=parent_id, quoted=None, mentions_tracked=True), author_id,
+        entry.delivery(value, where, "timestamp") if created_at is None else created_at, author_handle=handle,
+        parent_id=parent_id, root_id=media_id, mentioned_ids=(entry.account_id,), text=body,
     )
-    out.interaction(draft, audience(PLATFORM, index, entry, arrival).ids(author_id))

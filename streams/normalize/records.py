@@ -7,9 +7,9 @@ so the interactions topic also carries many events per record. A bad payload ins
 array costs one dead letter, not the array. No faust, no Kafka, no ClickHouse here.
 
 This is the worker's hot loop, so it is written for speed: each payload is serialised
-once (archive text and raw key), a platform's fast normalizer writes rows directly (the
-checked normalizer runs only when it gives up, see :mod:`streams.normalize.fast`), and the
-cyclic garbage collector is held off for the batch.
+once (archive text and raw key), the platform's normalizer (through
+:func:`streams.normalize.registry.normalize_rows`, the one dispatcher) writes rows directly
+as lists in column order, and the cyclic garbage collector is held off for the batch.
 """
 
 from __future__ import annotations
@@ -19,16 +19,14 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Any
 
 import orjson
 
-from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS, Change, Interaction
-from streams.normalize.base import AccountIndex, Arrival, DeadLetter, Normalized, Skipped, raw_key_of_json
-from streams.normalize.fast import FAST
-from streams.normalize.fast.core import Context, Row, attempt, tables_for
-from streams.normalize.registry import normalize_checked
+from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS
+from streams.normalize.base import AccountIndex, DeadLetter, raw_key_of_json
+from streams.normalize.registry import normalize_rows
+from streams.normalize.rows import Context, Row, tables_for
 
 HEADER_SOURCE = "source"
 HEADER_RECEIVED_AT = "received_at"
@@ -70,28 +68,11 @@ class NormalizedBatch:
     skip_reasons: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     events_out: int = 0
 
-    def envelope_bytes(self) -> list[tuple[str, bytes]]:
-        """(key, value) pairs for the interactions topic, keys sorted for determinism."""
-        return [(key, orjson.dumps(self.envelopes[key])) for key in sorted(self.envelopes)]
-
 
 ARCHIVE_COLUMNS: tuple[str, ...] = (
     "platform", "raw_key", "payload", "source", "received_at", "archived_at", "topic",
     "partition", "offset", "outcome", "reason", "expected", "via_account",
 )
-
-
-_INTERACTION_FIELDS = attrgetter(*Interaction.__slots__)  # type: ignore[attr-defined]
-_CHANGE_FIELDS = attrgetter(*Change.__slots__)  # type: ignore[attr-defined]
-
-
-def interaction_row(i: Interaction) -> list[Any]:
-    """The interaction as a list in column order (times stay epoch ms)."""
-    return list(_INTERACTION_FIELDS(i))
-
-
-def change_row(c: Change) -> list[Any]:
-    return list(_CHANGE_FIELDS(c))
 
 
 def _split(value: bytes) -> tuple[list[Any] | None, str | None]:
@@ -153,9 +134,8 @@ def _normalize_record(rec: RawRecord, index: AccountIndex, now_ms: int, out: Nor
         out.archive_rows.append(row)
         return
     platform, topic, partition, offset = rec.platform, rec.topic, rec.partition, rec.offset
-    fast = FAST.get(platform)
     # Built once per record: its payloads share platform and arrival.
-    ctx = Context(tables_for(index, platform), source, received_at, via_account) if fast else None
+    ctx = Context(tables_for(index, platform), source, received_at, via_account)
     envelopes = out.envelopes
     archive = out.archive_rows.append
     out.payloads += len(payloads)
@@ -170,18 +150,12 @@ def _normalize_record(rec: RawRecord, index: AccountIndex, now_ms: int, out: Nor
         text = data.decode()
         raw_key = raw_key_of_json(data)
         try:
-            rows = attempt(fast, payload, ctx, raw_key) if fast is not None and ctx is not None else None
-            if rows is not None:
-                interactions, changes = rows.interactions, rows.changes
-                skip_reason = None if interactions or changes else rows.skip_reason()
-            else:
-                arrival = Arrival(platform, source, received_at, raw_key, via_account)
-                outcome = normalize_checked(platform, payload, arrival, index)
-                if isinstance(outcome, DeadLetter):
-                    _dead_payload(out, rec, text, outcome.reason, received_at, now_ms, source, via_account,
-                                  raw_key)
-                    continue
-                interactions, changes, skip_reason = _rows_of(outcome)
+            rows = normalize_rows(platform, payload, ctx, raw_key)
+            if isinstance(rows, DeadLetter):
+                _dead_payload(out, rec, text, rows.reason, received_at, now_ms, source, via_account, raw_key)
+                continue
+            interactions, changes = rows.interactions, rows.changes
+            skip_reason = None if interactions or changes else rows.skip_reason()
             too_big = _cap(interactions, changes, len(data), row_max_bytes)
         except Exception as exc:  # noqa: BLE001 - a normalizer's bug on one payload costs that payload
             _dead_payload(out, rec, text, f"{platform}: normalizer failed: {type(exc).__name__}: {exc}"[:500],
@@ -280,13 +254,6 @@ def deep_json(value: Any) -> str:
 @dataclass(frozen=True, slots=True)
 class _Raw:
     text: str
-
-
-def _rows_of(outcome: Normalized | Skipped) -> tuple[list[Row], list[Row], str | None]:
-    """A checked outcome as (interaction rows, change rows, skip reason or None)."""
-    if isinstance(outcome, Skipped):
-        return [], [], outcome.reason
-    return [interaction_row(i) for i in outcome.interactions], [change_row(c) for c in outcome.changes], None
 
 
 def _change_keys(row: Row, index: AccountIndex) -> list[str]:

@@ -6,19 +6,29 @@ names its parent's author, except when the parent encloses it in the same payloa
 comment's nested ``replies`` listing): then the enclosing author is used. Otherwise a
 comment reaches an account through its inbox, a listened subreddit or a mention.
 
-Its fast path, :mod:`streams.normalize.fast.reddit`, must give exactly the same outcome: a change
-here needs its twin there (tests/unit/normalize/test_fast_path.py compares the two).
+Fields are read with :mod:`streams.normalize.access` (fast when the payload is as expected,
+precise when it is not) and rows are written directly by :class:`~streams.normalize.rows.Rows`.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
-from streams.normalize.access import Node
-from streams.normalize.base import AccountIndex, Arrival, BadPayload, Outcome
-from streams.normalize.emit import Audience, Collector, Draft, kind_of, tracked_name, unique
+from streams.normalize.access import (
+    Where,
+    at,
+    epoch_ms,
+    ident,
+    obj,
+    objects,
+    of,
+    opt_ident,
+    opt_text,
+    text,
+)
+from streams.normalize.base import BadPayload
+from streams.normalize.rows import Key, Rows, kind_of, unique
 
 PLATFORM = "reddit"
 SITE = "https://www.reddit.com"
@@ -49,192 +59,148 @@ def _person(name: str) -> str:
     return "" if name in UNKNOWN_AUTHORS else name
 
 
-def _fullname(data: Node, prefix: str) -> str:
-    name = data.opt_ident("name") or f"{prefix}{data.ident('id')}"
+def _fullname(data: dict[str, Any], where: Where, prefix: str) -> str:
+    name = opt_ident(data, "name", where) or f"{prefix}{ident(data, 'id', where)}"
     if not name.startswith(prefix):
-        raise BadPayload(f"{data.at('name')} {name[:40]!r} does not start with {prefix!r}")
+        raise BadPayload(f"{at(where, 'name')} {name[:40]!r} does not start with {prefix!r}")
     return name
 
 
-@dataclass(frozen=True, slots=True)
-class _Item:
-    thing: Node
-    parent_author: str | None  # known only from an enclosing comment in the same payload
+# A thing to read, where it sits, and its parent's author when an enclosing comment in the
+# same payload names it.
+_Item = tuple[dict[str, Any], Where, str | None]
 
 
-def normalize_reddit(payload: Any, arrival: Arrival, index: AccountIndex) -> Outcome:
+def normalize_reddit(payload: Any, rows: Rows) -> None:
     """One thing (or a Listing); nested reply listings are walked depth-first in order."""
-    out = Collector(arrival)
-    stack = [_Item(Node.of(payload), None)]
-    while stack:
-        item = stack.pop()
-        thing = item.thing
-        kind = thing.text("kind")
-        if kind == "Listing":
-            stack.extend(_Item(c, item.parent_author) for c in reversed(_children(thing)))
-        elif kind == "t1":
-            data = thing.obj("data")
-            author = _comment(data, item.parent_author, arrival, index, out)
-            stack.extend(_Item(c, author or None) for c in reversed(_replies(data)))
+    stack: list[_Item] = []
+    thing: dict[str, Any] = of(payload)
+    where: Where = ""
+    parent_author: str | None = None
+    while True:
+        kind = text(thing, "kind", where)
+        if kind == "t1":
+            data_where = (where, "data")
+            data = obj(thing, "data", where)
+            author = _comment(data, data_where, parent_author, rows)
+            replies = data.get("replies")
+            if replies is not None and replies != "":
+                listing_where = (data_where, "replies")
+                stack.extend(reversed(_children(of(replies, listing_where), listing_where, author or None)))
         elif kind == "t3":
-            _submission(thing.obj("data"), arrival, index, out)
+            _submission(obj(thing, "data", where), (where, "data"), rows)
         elif kind == "t4":
-            _message(thing.obj("data"), arrival, index, out)
+            _message(obj(thing, "data", where), (where, "data"), rows)
+        elif kind == "Listing":
+            stack.extend(reversed(_children(thing, where, parent_author)))
         elif kind != "more":  # "more" is a placeholder for replies not loaded
-            out.skip(f"thing kind {kind[:20]!r} is not read")
-    return out.outcome()
+            rows.skip(f"thing kind {kind[:20]!r} is not read")
+        if not stack:
+            return
+        thing, where, parent_author = stack.pop()
 
 
-def _children(listing: Node) -> list[Node]:
-    return list(listing.obj("data").objects("children", required=True))
+def _children(listing: dict[str, Any], where: Where, parent_author: str | None) -> list[_Item]:
+    data_where = (where, "data")
+    children_where = (data_where, "children")
+    children = objects(obj(listing, "data", where), "children", data_where, required=True)
+    return [(child, (children_where, i), parent_author) for i, child in enumerate(children)]
 
 
-def _replies(data: Node) -> list[Node]:
-    replies = data.raw("replies")
-    if replies is None or replies == "":
-        return []
-    listing = Node.of(replies, data.at("replies"))
-    return _children(listing)
-
-
-def _author(data: Node) -> tuple[str, str]:
+def _author(data: dict[str, Any], where: Where) -> tuple[str, str]:
     """(id, handle): the lower-cased name, and the name as Reddit spells it."""
-    name = _person(data.opt_text("author"))
+    name = _person(opt_text(data, "author", where))
     return name.lower(), name
 
 
-def _common(
-    data: Node, author_id: str, mentions: tuple[str, ...], arrival: Arrival, index: AccountIndex,
-) -> Audience:
-    subreddit = data.opt_text("subreddit")
-    return (
-        Audience(PLATFORM, index)
-        .names(author_id, *mentions)
-        .listened(f"r/{subreddit}" if subreddit else None)
-        .arrival(arrival)
-    )
+def _keys(data: dict[str, Any], where: Where, rows: Rows, names: tuple[str | None, ...]) -> list[Key]:
+    """The accounts named (author, mentions, ...), the subreddit listened to, the arrival."""
+    subreddit = opt_text(data, "subreddit", where)
+    return rows.ctx.audience((), names, (f"r/{subreddit}" if subreddit else None,))
 
 
 def _changes(
-    data: Node, event_id: str, author_id: str, text: str, gone: bool, audience: Audience,
-    out: Collector,
+    data: dict[str, Any], where: Where, event_id: str, author_id: str, body: str, gone: bool, keys: list[Key],
+    rows: Rows,
 ) -> None:
     """A listing is a snapshot: an ``edited`` time or a deleted body is all we learn of
     an edit or delete, so each becomes a change (never an overwrite of the original)."""
-    edited = data.raw("edited")
+    edited = data.get("edited")
     if isinstance(edited, int | float) and not isinstance(edited, bool) and edited:
-        out.change(
-            platform=PLATFORM, event_id=event_id, change="edit",
-            changed_at=data.epoch_ms("edited", "s"), text=text, author_id=author_id,
-            audience=audience,
-        )
+        rows.change(keys, event_id, "edit", epoch_ms(data, "edited", where, "s"), body, author_id)
     if gone:
         # Reddit does not say when; the time we saw it gone is the best bound we have.
-        out.change(
-            platform=PLATFORM, event_id=event_id, change="delete",
-            changed_at=out.arrival.received_at, text="", author_id=author_id,
-            audience=audience,
-        )
+        rows.change(keys, event_id, "delete", rows.ctx.received_at, "", author_id)
 
 
-def _comment(
-    data: Node, parent_author: str | None, arrival: Arrival, index: AccountIndex,
-    out: Collector,
-) -> str:
-    name = _fullname(data, "t1_")
-    author_id, handle = _author(data)
-    body = data.text("body")
-    parent_id = data.ident("parent_id")
+def _url(link: str) -> str:
+    return f"{SITE}{link}" if link.startswith("/") else link
+
+
+def _comment(data: dict[str, Any], where: Where, parent_author: str | None, rows: Rows) -> str:
+    name = _fullname(data, where, "t1_")
+    author_id, handle = _author(data, where)
+    body = text(data, "body", where)
+    parent_id = ident(data, "parent_id", where)
     if not parent_id.startswith(("t1_", "t3_")):
-        raise BadPayload(f"{data.at('parent_id')} {parent_id[:40]!r} is not a t1_/t3_ fullname")
-    root_id = data.opt_ident("link_id")
-    link = data.opt_text("permalink") or data.opt_text("context")
+        raise BadPayload(f"{at(where, 'parent_id')} {parent_id[:40]!r} is not a t1_/t3_ fullname")
+    root_id = opt_ident(data, "link_id", where)
+    link = opt_text(data, "permalink", where) or opt_text(data, "context", where)
     if root_id is None:
         # Inbox comments carry no link_id; their context path names the submission.
-        found = _SUBMISSION.search(data.opt_text("context"))
+        found = _SUBMISSION.search(opt_text(data, "context", where))
         if found:
             root_id = f"t3_{found.group(1)}"
         elif parent_id.startswith("t3_"):
             root_id = parent_id
     mentions = mentions_in(body)
-    audience = _common(data, author_id, mentions, arrival, index).names(parent_author)
-    draft = Draft(
-        platform=PLATFORM,
-        event_id=name,
-        kind=kind_of(
-            dm=False, parent=parent_id, quoted=None,
-            mentions_tracked=any(tracked_name(index, PLATFORM, m) for m in mentions),
-        ),
-        author_id=author_id,
-        author_handle=handle,
-        created_at=data.epoch_ms("created_utc", "s"),
-        parent_id=parent_id,
-        parent_author_id=parent_author,
-        root_id=root_id,
-        mentioned_ids=mentions,
-        text=body,
-        url=f"{SITE}{link}" if link.startswith("/") else link,
+    keys = _keys(data, where, rows, (author_id, *mentions, parent_author))
+    rows.interaction(
+        keys, name,
+        kind_of(dm=False, parent=parent_id, quoted=None, mentions_tracked=rows.ctx.tracked_names(mentions)),
+        author_id, epoch_ms(data, "created_utc", where, "s"), author_handle=handle, parent_id=parent_id,
+        parent_author_id=parent_author, root_id=root_id, mentioned_ids=mentions, text=body, url=_url(link),
     )
-    out.interaction(draft, audience)
-    _changes(data, name, author_id, body, body in GONE_BODIES, audience, out)
+    _changes(data, where, name, author_id, body, body in GONE_BODIES, keys, rows)
     return author_id
 
 
-def _submission(data: Node, arrival: Arrival, index: AccountIndex, out: Collector) -> None:
-    name = _fullname(data, "t3_")
-    author_id, handle = _author(data)
-    title = data.text("title")
-    selftext = data.opt_text("selftext")
-    text = f"{title}\n\n{selftext}" if selftext else title
-    quoted_id = data.opt_ident("crosspost_parent")
+def _submission(data: dict[str, Any], where: Where, rows: Rows) -> None:
+    name = _fullname(data, where, "t3_")
+    author_id, handle = _author(data, where)
+    title = text(data, "title", where)
+    selftext = opt_text(data, "selftext", where)
+    body = f"{title}\n\n{selftext}" if selftext else title
+    quoted_id = opt_ident(data, "crosspost_parent", where)
     quoted_author = None
     if quoted_id is not None:
-        originals = list(data.objects("crosspost_parent_list"))
+        originals = list(objects(data, "crosspost_parent_list", where))
         if originals:
-            quoted_author = _person(originals[0].opt_text("author")).lower() or None
-    mentions = mentions_in(text)
-    audience = _common(data, author_id, mentions, arrival, index).names(quoted_author)
-    link = data.opt_text("permalink")
-    draft = Draft(
-        platform=PLATFORM,
-        event_id=name,
-        kind=kind_of(
-            dm=False, parent=None, quoted=quoted_id,
-            mentions_tracked=any(tracked_name(index, PLATFORM, m) for m in mentions),
-        ),
-        author_id=author_id,
-        author_handle=handle,
-        created_at=data.epoch_ms("created_utc", "s"),
-        root_id=name,  # a submission is the root of its own thread
-        quoted_id=quoted_id,
-        quoted_author_id=quoted_author,
-        mentioned_ids=mentions,
-        text=text,
-        url=f"{SITE}{link}" if link.startswith("/") else link,
-    )
-    out.interaction(draft, audience)
-    _changes(data, name, author_id, text, selftext in GONE_BODIES, audience, out)
-
-
-def _message(data: Node, arrival: Arrival, index: AccountIndex, out: Collector) -> None:
-    """A private message; its conversation is named by ``first_message_name``."""
-    name = _fullname(data, "t4_")
-    author_id, handle = _author(data)
-    recipient = _person(data.opt_text("dest")).lower() or None
-    body = data.text("body")
+            quoted_author = _author(originals[0], ((where, "crosspost_parent_list"), 0))[0] or None
     mentions = mentions_in(body)
-    audience = _common(data, author_id, mentions, arrival, index).names(recipient)
-    draft = Draft(
-        platform=PLATFORM,
-        event_id=name,
-        kind="dm",
-        author_id=author_id,
-        author_handle=handle,
-        created_at=data.epoch_ms("created_utc", "s"),
-        parent_id=data.opt_ident("parent_id"),
-        root_id=data.opt_ident("first_message_name") or name,
-        recipient_id=recipient,
-        mentioned_ids=mentions,
-        text=body,
+    keys = _keys(data, where, rows, (author_id, *mentions, quoted_author))
+    link = opt_text(data, "permalink", where)
+    rows.interaction(
+        keys, name,
+        kind_of(dm=False, parent=None, quoted=quoted_id, mentions_tracked=rows.ctx.tracked_names(mentions)),
+        author_id, epoch_ms(data, "created_utc", where, "s"), author_handle=handle,
+        root_id=name,  # a submission is the root of its own thread
+        quoted_id=quoted_id, quoted_author_id=quoted_author, mentioned_ids=mentions, text=body, url=_url(link),
     )
-    out.interaction(draft, audience)
+    _changes(data, where, name, author_id, body, selftext in GONE_BODIES, keys, rows)
+
+
+def _message(data: dict[str, Any], where: Where, rows: Rows) -> None:
+    """A private message; its conversation is named by ``first_message_name``."""
+    name = _fullname(data, where, "t4_")
+    author_id, handle = _author(data, where)
+    recipient = _person(opt_text(data, "dest", where)).lower() or None
+    body = text(data, "body", where)
+    mentions = mentions_in(body)
+    keys = _keys(data, where, rows, (author_id, *mentions, recipient))
+    rows.interaction(
+        keys, name, "dm", author_id, epoch_ms(data, "created_utc", where, "s"), author_handle=handle,
+        parent_id=opt_ident(data, "parent_id", where),
+        root_id=opt_ident(data, "first_message_name", where) or name,
+        recipient_id=recipient, mentioned_ids=mentions, text=body,
+    )

@@ -1,15 +1,16 @@
-"""The single entry point of normalization: ``normalize(platform, payload, arrival, index)``.
+"""The single dispatcher of normalization: one module per platform, one way to call it.
 
-It dispatches one decoded payload (the caller splits arrays) to its platform module and
-guarantees the contract the agents rely on: for *any* JSON value it returns one of
-:class:`Normalized`, :class:`Skipped` or :class:`DeadLetter`, never raises. A normalizer
-signals malformed input with :class:`BadPayload` (whose text names the field); anything
-else that escapes from parsing untrusted data is a dead letter too, with the exception
-type in the reason so that a parser bug is still visible in the DLQ.
+A platform normalizer is ``(payload, Rows) -> None``: it reads one decoded payload (the
+caller splits arrays) with the readers of :mod:`streams.normalize.access` and writes its
+rows, or its skip reasons, into :class:`~streams.normalize.rows.Rows`. It signals malformed
+input with :class:`BadPayload` (whose text names the field). Here every call is guarded so
+that for *any* JSON value the result is rows or a :class:`DeadLetter`, never an exception:
+anything else that escapes from parsing untrusted data is a dead letter too, with the
+exception type in the reason so that a parser bug is still visible in the DLQ.
 
-Each payload first meets its platform's fast path (:mod:`streams.normalize.fast`), which
-handles the payload shapes it expects and gives up on anything else; the checked
-normalizer then decides, so its outcome and reasons are the reference.
+:func:`normalize_rows` is what the batch path (:mod:`streams.normalize.records`) calls, with
+a :class:`Context` built once per raw record; :func:`normalize` is the same for one payload
+with typed outcomes (tests, replays, the ingest programs' own checks).
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ from typing import Any
 from streams.normalize.base import AccountIndex, Arrival, BadPayload, DeadLetter, Outcome
 from streams.normalize.bluesky import normalize_bluesky
 from streams.normalize.facebook import normalize_facebook
-from streams.normalize.fast import FAST
-from streams.normalize.fast.core import Context, attempt, tables_for
 from streams.normalize.instagram import normalize_instagram
 from streams.normalize.mastodon import normalize_mastodon
 from streams.normalize.reddit import normalize_reddit
+from streams.normalize.rows import Context, Rows, tables_for
 from streams.normalize.x import normalize_x
 
-Normalizer = Callable[[Any, Arrival, AccountIndex], Outcome]
+Normalizer = Callable[[Any, Rows], None]
 
 NORMALIZERS: dict[str, Normalizer] = {
     "bluesky": normalize_bluesky,
@@ -45,25 +45,26 @@ _PARSE_ERRORS = (
 )
 
 
-def normalize(platform: str, payload: Any, arrival: Arrival, index: AccountIndex) -> Outcome:
-    """Normalize one payload of ``platform``; never raises for any JSON value."""
-    fast = FAST.get(platform)
-    if fast is not None:
-        ctx = Context(tables_for(index, platform), arrival.source, arrival.received_at, arrival.via_account)
-        rows = attempt(fast, payload, ctx, arrival.raw_key)
-        if rows is not None:
-            return rows.outcome()
-    return normalize_checked(platform, payload, arrival, index)
-
-
-def normalize_checked(platform: str, payload: Any, arrival: Arrival, index: AccountIndex) -> Outcome:
-    """The checked path alone: what :func:`normalize` gives, at the checked path's speed."""
+def normalize_rows(platform: str, payload: Any, ctx: Context, raw_key: str) -> Rows | DeadLetter:
+    """The rows of one payload of ``platform``, or why it is a dead letter; never raises for
+    any JSON value."""
     normalizer = NORMALIZERS.get(platform)
     if normalizer is None:
         return DeadLetter(f"unknown platform {platform!r}")
+    rows = Rows(ctx, raw_key)
     try:
-        return normalizer(payload, arrival, index)
+        normalizer(payload, rows)
     except BadPayload as exc:
         return DeadLetter(f"{platform}: {exc}")
     except _PARSE_ERRORS as exc:
         return DeadLetter(f"{platform}: unexpected {type(exc).__name__}: {exc}"[:500])
+    return rows
+
+
+def normalize(platform: str, payload: Any, arrival: Arrival, index: AccountIndex) -> Outcome:
+    """Normalize one payload of ``platform`` to a typed outcome; never raises for any JSON value."""
+    if platform not in NORMALIZERS:
+        return DeadLetter(f"unknown platform {platform!r}")
+    ctx = Context(tables_for(index, platform), arrival.source, arrival.received_at, arrival.via_account)
+    out = normalize_rows(platform, payload, ctx, arrival.raw_key)
+    return out if isinstance(out, DeadLetter) else out.outcome()

@@ -74,11 +74,6 @@ def connect(url: str, settings: Settings, database: str | None = "", role: Role 
     return bound(client, settings.store_max_query_bytes)  # type: ignore[arg-type]
 
 
-def open_store(settings: Settings) -> Client:
-    """Client on Rapport's database in the configured or running store."""
-    return connect(store_url(settings), settings)
-
-
 @contextmanager
 def store_for(settings: Settings, console: Console, role: Role = "reader") -> Iterator[Client]:
     """A client on the configured or running stack's store, or on the data dir's store opened here.

@@ -29,7 +29,7 @@ from streams.ingest.bluesky import BlueskyAgent, HandleResolver, with_handle
 from streams.ingest.runtime import Context, run_agent
 from streams.ingest.webhooks import COMPLETED, WebhookAgent
 from streams.normalize.base import AccountIndex, Arrival, Normalized
-from streams.normalize.registry import normalize, normalize_checked
+from streams.normalize.registry import normalize
 from streams.settings import Settings
 from tests.integration import ingest_support as fakes
 from tests.integration.ingest_support import HttpFake, eventually, raw_payloads
@@ -151,7 +151,6 @@ def test_mentions_are_completed_from_the_graph_api_and_normalized(namespace: Nam
         value[COMPLETED] = completed
         arrival = Arrival("instagram", headers["source"], 1_795_700_000_000, "k", headers["via_account"])
         out = normalize("instagram", payload, arrival, idx)
-        assert out == normalize_checked("instagram", payload, arrival, idx)
         assert isinstance(out, Normalized) and out.interactions
         row = out.interactions[0]
         assert row.source == "webhook+api"
@@ -316,7 +315,6 @@ def test_the_jetstream_agent_adds_handles_only_when_asked(tmp_path: Path) -> Non
                 arrival = Arrival("bluesky", source, 1_795_700_000_000, "k", None)
                 full = orjson.loads(done)
                 out = normalize("bluesky", full, arrival, idx)
-                assert out == normalize_checked("bluesky", full, arrival, idx)
                 if isinstance(out, Normalized) and out.interactions:
                     assert {i.author_handle for i in out.interactions} == {handle}
 

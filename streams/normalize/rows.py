@@ -1,158 +1,47 @@
-"""What every fast normalizer shares: plain-value readers, attribution tables, row output.
+"""Attribution and row output shared by every platform normalizer.
 
-The checked path spends most of its time on care that only a bad payload needs: a
-:class:`~streams.normalize.access.Node` per object with its field path, a ``Draft``, an
-``Audience`` and a frozen ``Interaction`` per row. Here fields are read with ``dict.get``
-and exact type checks, attribution is one dict lookup per name in tables derived once per
-:class:`AccountIndex`, and rows are built directly as lists in column order (what the
-interactions topic carries), so the batch path never builds an ``Interaction`` at all.
-
-A reader that meets anything unexpected raises :class:`Fallback`; helpers reused from the
-checked path may raise ``BadPayload`` or another parse error instead. Either way
-:func:`attempt` returns ``None`` and the caller runs the checked normalizer, whose outcome
-(with its precise field path) is the reference. Checks here may be stricter than the checked
-path's (an ``int`` subclass is refused, say), which only costs a fallback; never looser.
+The rules of /work/shared/README.md ("Which interactions concern an account") live here
+once: a platform module only says *which* ids, names and sources its payload names, and
+:meth:`Context.audience` turns them into tracked accounts with one dict lookup per name, in
+tables derived once per :class:`~streams.normalize.base.AccountIndex`. :class:`Rows` then
+stamps the arrival fields (source, version, raw key) the same way for every platform and
+writes each row directly as a list in column order (what the interactions topic carries),
+so the batch path never builds an ``Interaction``; :meth:`Rows.outcome` builds them for the
+callers that want typed records.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Collection, Iterable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from streams.interaction import Change, Interaction
-from streams.normalize.access import MAX_MS, epoch_to_ms, iso_to_ms
 from streams.normalize.base import AccountIndex, AccountRef, Normalized, Outcome, Skipped, normalize_listen
-from streams.normalize.emit import NO_ACCOUNT
 
+NO_ACCOUNT = "concerns no tracked account"
 Key = tuple[str, str]  # (client_id, account_id): what a row names of the account it concerns
 Row = list[Any]
 UNATTRIBUTED: tuple[Key, ...] = (("", ""),)
-_from_iso = datetime.fromisoformat
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MS = timedelta(milliseconds=1)
 
 
-class Fallback(Exception):
-    """The fast path met something it does not handle; the checked path decides."""
+def kind_of(*, dm: bool, parent: str | None, quoted: str | None, mentions_tracked: bool) -> str:
+    """The README's precedence, relative to nothing but the payload."""
+    if dm:
+        return "dm"
+    if parent:
+        return "reply"
+    if quoted:
+        return "quote"
+    if mentions_tracked:
+        return "mention"
+    return "post"
 
 
-# What a fast normalizer may raise to give up: its own Fallback, BadPayload (a ValueError)
-# from a reused checked helper, and whatever a plain read of an odd value raises.
-FALLBACK_ERRORS = (
-    Fallback, KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RecursionError,
-)
+def unique(items: list[str]) -> tuple[str, ...]:
+    """Order-preserving de-duplication (mention lists repeat names)."""
+    return tuple(dict.fromkeys(i for i in items if i))
 
 
-# readers: each takes the raw value of a field (``d.get(key)``) ---------------------------
-def ident(value: Any) -> str:
-    """``Node.ident``: a non-empty id, stripped; numbers accepted as ids."""
-    if type(value) is str:
-        value = value.strip()
-        if value:
-            return value
-    elif type(value) is int:
-        return str(value)
-    raise Fallback
-
-
-def opt_ident(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    return ident(value)
-
-
-def text(value: Any) -> str:
-    if type(value) is str:
-        return value
-    raise Fallback
-
-
-def opt_text(value: Any, default: str = "") -> str:
-    if value is None:
-        return default
-    if type(value) is str:
-        return value
-    raise Fallback
-
-
-def obj(value: Any) -> dict[str, Any]:
-    if type(value) is dict:
-        return value
-    raise Fallback
-
-
-def opt_obj(value: Any) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if type(value) is dict:
-        return value
-    raise Fallback
-
-
-def opt_array(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if type(value) is list:
-        return value
-    raise Fallback
-
-
-def objects(value: Any) -> list[dict[str, Any]]:
-    """``Node.objects``: an optional array whose every element is an object."""
-    if value is None:
-        return []
-    if type(value) is list:
-        for item in value:
-            if type(item) is not dict:
-                raise Fallback
-        return value
-    raise Fallback
-
-
-def number(value: Any) -> float:
-    if type(value) is int or (type(value) is float and math.isfinite(value)):
-        return value  # type: ignore[no-any-return]
-    raise Fallback
-
-
-def flag(value: Any) -> bool:
-    if value is None:
-        return False
-    if type(value) is bool:
-        return value
-    raise Fallback
-
-
-def iso_ms(value: Any) -> int:
-    """``access.iso_to_ms`` inlined (it is on every X and Mastodon payload)."""
-    if type(value) is not str:
-        raise Fallback
-    parsed = _from_iso(value.strip())
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    ms: int = (parsed - _EPOCH) // _ONE_MS
-    if 0 <= ms < MAX_MS:
-        return ms
-    raise Fallback
-
-
-def epoch_ms(value: Any, unit: str = "auto") -> int:
-    return epoch_to_ms(number(value), "", unit)
-
-
-def time_ms(value: Any) -> int:
-    """``Node.time_ms``: an epoch number or an ISO string (the Graph API sends both)."""
-    if type(value) is str:
-        stripped = value.strip()
-        if stripped.isdigit():
-            return epoch_to_ms(int(stripped), "", "auto")
-        return iso_to_ms(value, "")
-    return epoch_ms(value)
-
-
-# attribution -------------------------------------------------------------------------
 def _keys(refs: list[AccountRef]) -> tuple[Key, ...]:
     return tuple((r.client_id, r.account_id) for r in refs)
 
@@ -218,8 +107,9 @@ class Context:
         self, ids: Iterable[str | None], names: Iterable[str | None] = (),
         listened: Iterable[str | None] = (),
     ) -> list[Key]:
-        """The sorted, distinct accounts a payload names, its arrival always included: what
-        ``Audience(...).ids(*ids).names(*names).listened(*listened).arrival(a).refs()`` gives."""
+        """The sorted, distinct accounts a payload names by id, by handle or by a listened
+        source, the accounts its arrival names always included (sorted, so the same payload
+        always yields its rows in the same order)."""
         found = [*self.arrival]
         table = self.ids  # holds no empty name and no None: "in" also skips those
         for account_id in ids:
@@ -249,11 +139,11 @@ class Context:
         return found
 
     def tracked_ids(self, account_ids: Collection[str]) -> bool:
-        """``any(emit.tracked_id(...) for ...)``: is any of these ids a tracked account's?"""
+        """Is any of these ids a tracked account's?"""
         return not self.ids.keys().isdisjoint(account_ids)
 
     def tracked_names(self, handles: Iterable[str | None]) -> bool:
-        """``any(emit.tracked_name(...) for ...)``: does any name (any case, ``@`` or not)
+        """Does any name (any case, ``@`` or not)
         belong to a tracked account?"""
         table = self.handles
         for handle in handles:
@@ -264,7 +154,7 @@ class Context:
 
 # output ------------------------------------------------------------------------------
 class Rows:
-    """The rows of one payload, as :class:`~streams.normalize.emit.Collector` would make them."""
+    """The rows of one payload, in column order, with the reasons it was skipped if it has none."""
 
     __slots__ = ("ctx", "raw_key", "interactions", "changes", "skips")
 
@@ -301,7 +191,9 @@ class Rows:
     def change(
         self, keys: list[Key], event_id: str, change: str, changed_at: int, text: str, author_id: str,
     ) -> None:
-        """One row per account, or one unattributed row (see ``Collector.change``)."""
+        """One row per concerned account, or one unattributed row (empty client/account): a
+        change must never be lost, since a delete may cancel a pending alert that was
+        attributed through a path this payload no longer shows."""
         ctx = self.ctx
         for client_id, account_id in keys or UNATTRIBUTED:
             self.changes.append([
@@ -313,7 +205,8 @@ class Rows:
         self.skips.append(reason)
 
     def skip_reason(self) -> str:
-        """Why a payload without rows is skipped (``Collector.outcome``'s choice)."""
+        """Why a payload without rows is skipped: "concerns no tracked account" is the least
+        informative reason, so any other comes first."""
         if not self.skips:
             return "payload holds no events"
         return next((r for r in self.skips if r != NO_ACCOUNT), NO_ACCOUNT)
@@ -326,15 +219,3 @@ class Rows:
             )
         return Skipped(self.skip_reason())
 
-
-FastNormalizer = Callable[[Any, Rows], None]
-
-
-def attempt(fast: FastNormalizer, payload: Any, ctx: Context, raw_key: str) -> Rows | None:
-    """The rows of ``payload``, or ``None`` when the checked path must decide."""
-    rows = Rows(ctx, raw_key)
-    try:
-        fast(payload, rows)
-    except FALLBACK_ERRORS:
-        return None
-    return rows
