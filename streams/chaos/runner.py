@@ -207,7 +207,8 @@ def feed(run: Run, traffic: Traffic, schedule: list[Fault], span_s: float) -> No
                                      f"times; see {run.work}/replay-{platform}.log")
                 run.say(f"[red]replay of {platform} exited {replay.returncode}; starting it again[/red]")
                 queue.append((platform, traffic.files[platform]))
-            if pending and time.monotonic() - t0 >= pending[0].at_s and run.up.healthy():
+            if (pending and time.monotonic() - t0 >= pending[0].at_s and run.up.healthy()
+                    and all(attached(r.pid) for r in replays.values() if r.poll() is None)):
                 run.inject(pending.pop(0))
             elif not run.up.running():
                 code = run.up.proc.returncode if run.up.proc else None
@@ -219,6 +220,27 @@ def feed(run: Run, traffic: Traffic, schedule: list[Fault], span_s: float) -> No
         for replay in replays.values():
             if replay.poll() is None:
                 with_group_kill(replay)
+
+
+def attached(pid: int) -> bool:
+    """Whether a replay has connected (it holds a socket): it has found the stack by then.
+
+    A replay that reads stack.json while the stack is down starts a stack of its own on the
+    same data dir (`rapport replay --drain` with no stack running), which then holds the
+    store's path when the harness starts `rapport up` again. On a loaded machine a replay can
+    take longer to start than the first fault takes to come, so faults wait for the replays.
+    """
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return True  # gone: nothing to wait for
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def with_group_kill(proc: subprocess.Popen[bytes]) -> None:
