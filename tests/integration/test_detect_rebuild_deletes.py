@@ -31,10 +31,9 @@ from streams.detect_io.engine import Batch, Detector
 from streams.detect_io.queries import DetectStore
 from streams.detect_io.tables import TABLES
 from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS, Change, Interaction
-from streams.normalize.records import change_row, interaction_row
 from streams.store.client import connect
 from streams.store.writer import TableWriter
-from tests.support.interactions import interaction
+from tests.support.interactions import change_row, interaction, interaction_row
 from tests.support.stack import Namespace
 
 pytestmark = pytest.mark.integration

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from streams.interaction import Interaction
+from typing import Any
+
+from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS, Change, Interaction
 
 
 def interaction(platform: str, eid: str, kind: str, author: str, at: int, **fields: object) -> Interaction:
@@ -16,3 +18,13 @@ def interaction(platform: str, eid: str, kind: str, author: str, at: int, **fiel
     )
     base.update(fields)
     return Interaction(**base)  # type: ignore[arg-type]
+
+
+def interaction_row(i: Interaction) -> list[Any]:
+    """The interaction as the sink's envelope and the store carry it: a list in column order."""
+    return [getattr(i, name) for name in INTERACTION_COLUMNS]
+
+
+def change_row(c: Change) -> list[Any]:
+    """The change as a list in column order."""
+    return [getattr(c, name) for name in CHANGE_COLUMNS]
