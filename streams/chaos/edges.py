@@ -234,6 +234,7 @@ class FakeJetstream:
         self._thread: threading.Thread | None = None
         self._stopping: asyncio.Event | None = None
         self._ready = threading.Event()
+        self._begun = threading.Event()
         self.error: BaseException | None = None
 
     def start(self) -> None:
@@ -271,7 +272,13 @@ class FakeJetstream:
             server.close()
             await server.wait_closed()
 
+    def begin(self) -> None:
+        """Start releasing events (with the replays: the faults' moments count from there)."""
+        self._begun.set()
+
     async def _release(self) -> None:
+        while not self._begun.is_set():
+            await asyncio.sleep(0.1)
         pacer = Pacer(len(self.lines), self.span_s)
         assert self._more is not None
         while self.released < len(self.lines):
@@ -389,7 +396,12 @@ class Edges:
                 f"{len(self.jetstream.lines)} Jetstream events from {self.jetstream.url}")
 
     def start(self) -> None:
+        """Listening (the agent may connect), nothing released yet."""
         self.jetstream.start()
+
+    def begin(self) -> None:
+        """Both paced from now, like the replays."""
+        self.jetstream.begin()
         self.webhooks.start()
 
     def done(self) -> bool:

@@ -345,11 +345,11 @@ def run_chaos(settings: Settings, *, events: int, faults: int, seed: int, rate: 
     with stop_on_signals():  # SIGTERM/SIGHUP stop like Ctrl-C: the finally below kills what we started
         try:
             if edge is not None:
-                edge.jetstream.start()  # listening before the Bluesky agent first connects
+                edge.start()  # listening before the Bluesky agent first connects
             run.up.start()
             run.say(f"rapport up --workers {workers} runs on {data}")
             if edge is not None:
-                edge.webhooks.start()
+                edge.begin()
             feed(run, traffic, schedule, span, edge.done if edge is not None else (lambda: True))
             run.say("traffic and faults done; final drain")
             store_url = run.final_drain()
