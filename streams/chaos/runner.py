@@ -305,10 +305,11 @@ def lost_examples(traffic: Traffic, clients: ClientsFile, lost: set[bytes], limi
     """Readable keys of a few lost digests: the traffic files normalized once more."""
     index = AccountIndex.build(clients)
     found: list[Key] = []
-    for platform, path in traffic.files.items():
+    sources = [(p, f, expected_keys) for p, f in traffic.files.items()]
+    sources += [(p, f, edge_keys) for p, f in traffic.edge_files.items()]
+    for platform, path, keys_of in sources:
         with open(path, "rb") as lines:
-            for key in expected_keys(platform, (raw.rstrip(b"\n") for raw in lines), index, START_MS,
-                                     lambda _: None):
+            for key in keys_of(platform, (raw.rstrip(b"\n") for raw in lines), index, START_MS, lambda _: None):
                 if digest(key) in lost and key not in found:
                     found.append(key)
                     if len(found) >= limit:
