@@ -217,17 +217,22 @@ def chaos(data_dir: DataDir = None, clients: ClientsOpt = None,
           seed: Annotated[int, typer.Option(help="Seed of the traffic and the fault plan.")] = 0,
           rate: Annotated[float, typer.Option(
               help="Events per second sent (the run lasts at least 15 s per fault).")] = 1000.0,
-          workers: Annotated[int, typer.Option(min=1, help="Worker processes of the stack.")] = 2) -> None:
+          workers: Annotated[int, typer.Option(min=1, help="Worker processes of the stack.")] = 2,
+          edges: Annotated[bool, typer.Option(
+              "--edges", help="Send Facebook/Instagram as signed webhook deliveries and Bluesky through a "
+                              "loopback fake Jetstream, to the stack's own agents, instead of replaying them.")]
+          = False) -> None:
     """Fault harness: traffic + hostile payloads through `rapport up --workers 2` while workers,
     the store, the broker and the whole stack are killed or stopped; then the store is compared
     with the truth. Last stdout line: one JSON object; exit 0 only when nothing is lost or
-    duplicated and every detection table equals its recomputation."""
+    duplicated and every detection table equals its recomputation. With --edges, every delivery
+    answered 200 and every event the fake Jetstream served must be archived once too."""
     from streams.chaos.runner import run_chaos
 
     with _friendly():
         settings = _settings(data_dir, clients)
         raise typer.Exit(run_chaos(settings, events=events, faults=faults, seed=seed, rate=rate, console=err,
-                                         workers=workers))
+                                         workers=workers, edges=edges))
 
 
 def _mount_sub_apps() -> None:

@@ -63,6 +63,8 @@ def role_of(cmdline: str) -> str | None:
         return "store"
     if "tansu" in cmdline:
         return "broker"
+    if "streams.cli ingest" in cmdline:
+        return "agent"  # `rapport chaos --edges`: the webhook receiver and the Bluesky agent
     return None
 
 
@@ -78,14 +80,14 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def rapport(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+def rapport(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """``python -m streams.cli ARGS`` in a session of its own, dying with us (PDEATHSIG).
 
     Call it inside :func:`signals_deferred` together with recording the result, so a stop
     signal cannot land between the two."""
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "streams.cli", *args], stdout=out, stderr=out,
-                                stdin=subprocess.DEVNULL, cwd=REPO, env=child_env(),
+                                stdin=subprocess.DEVNULL, cwd=REPO, env=env or child_env(),
                                 start_new_session=True, preexec_fn=die_with_parent)
 
 
@@ -98,10 +100,14 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, inter
 
 
 class UpProcess:
-    """One `rapport up --workers W --no-ingest` on a data dir, and the signals sent to it."""
+    """One `rapport up --workers W --no-ingest` on a data dir, and the signals sent to it
+    (with ``env``, a whole environment from :func:`child_env`, e.g. `rapport chaos --edges`:
+    ingest on, in that environment)."""
 
-    def __init__(self, data_dir: Path, clients: Path, workers: int, log: Path) -> None:
+    def __init__(self, data_dir: Path, clients: Path, workers: int, log: Path,
+                 env: dict[str, str] | None = None) -> None:
         self.data_dir, self.clients, self.workers, self.log = data_dir, clients, workers, log
+        self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self.known: set[int] = set()  # every child ever seen (Tansu is not in up's group)
 
@@ -123,8 +129,10 @@ class UpProcess:
     def start(self, timeout_s: float = 300.0) -> None:
         self.wait_store_free()
         with signals_deferred():  # recorded before a stop signal can interrupt
-            self.proc = rapport(["up", "--workers", str(self.workers), "--no-ingest", "--data-dir",
-                                 str(self.data_dir), "--clients", str(self.clients)], self.log)
+            ingest = [] if self.env is not None else ["--no-ingest"]
+            self.proc = rapport(["up", "--workers", str(self.workers), *ingest, "--data-dir",
+                                 str(self.data_dir), "--clients", str(self.clients)], self.log,
+                                self.env)
         proc = self.proc
 
         def ready() -> bool:

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -26,14 +27,16 @@ import orjson
 from rich.console import Console
 
 from streams.chaos.check import dead_letter_count, stored_keys, table_diff
+from streams.chaos.edges import EDGE_PLATFORMS, Edges, edge_keys, wait_archived
 from streams.chaos.plan import Fault, hostile_payloads, mixed, plan_faults
-from streams.chaos.procs import UpProcess, rapport, signal_pid
+from streams.chaos.procs import UpProcess, child_env, rapport, signal_pid
 from streams.chaos.truth import Key, digest, expected_keys
 from streams.clients import PLATFORMS, ClientsFile, load_clients
 from streams.drain import wait_drained
 from streams.embedded.lifecycle import signals_deferred, stop_on_signals
 from streams.embedded.stackfile import read_stack
 from streams.errors import ConfigError, StackError
+from streams.limits import payload_max_bytes
 from streams.normalize.base import AccountIndex
 from streams.settings import Settings
 from streams.store.client import connect
@@ -52,10 +55,15 @@ class Traffic:
     events: int
     truth: set[bytes]  # digests (streams/chaos/truth.py ``digest``) of the interaction keys expected
     dead_letters: int  # hostile lines + any simulated payload the normalizers refuse
+    edge_files: dict[str, Path] = field(default_factory=dict)  # --edges: fed by streams/chaos/edges.py
 
 
-def prepare(clients: ClientsFile, events: int, seed: int, work: Path) -> Traffic:
+def prepare(clients: ClientsFile, events: int, seed: int, work: Path,
+            edge_platforms: frozenset[str] = frozenset()) -> Traffic:
     """Write the traffic files and work out what the store must hold after them.
+
+    The lines of ``edge_platforms`` go to ``edge_files`` (no replay, no hostile line: the
+    edges send them) and their truth is made with the edges' headers.
 
     Streamed: each simulated line goes to its platform's file as it is made, and the truth
     keeps a 16-byte digest per expected interaction, so a million events cost files on disk
@@ -72,7 +80,8 @@ def prepare(clients: ClientsFile, events: int, seed: int, work: Path) -> Traffic
     pending: dict[str, list[bytes]] = {}
 
     def flush(platform: str) -> None:
-        for key in expected_keys(platform, pending[platform], index, START_MS, dead.append):
+        keys = edge_keys if platform in edge_platforms else expected_keys
+        for key in keys(platform, pending[platform], index, START_MS, dead.append):
             truth.add(digest(key))
         pending[platform] = []
 
@@ -94,10 +103,18 @@ def prepare(clients: ClientsFile, events: int, seed: int, work: Path) -> Traffic
             part.close()
     if not counts:
         raise ConfigError("the clients file tracks no account: nothing to simulate")
-    busiest = max(counts, key=lambda p: counts[p])
+    replayed = [p for p in counts if p not in edge_platforms]
+    if not replayed:
+        raise ConfigError("--edges needs a tracked account on a replayed platform (reddit, mastodon or x) too")
+    busiest = max(replayed, key=lambda p: counts[p])
     files: dict[str, Path] = {}
+    edge_files: dict[str, Path] = {}
     for platform in sorted(counts, key=PLATFORMS.index):
-        written, files[platform] = work / f"{platform}.jsonl.part", work / f"{platform}.jsonl"
+        written = work / f"{platform}.jsonl.part"
+        if platform in edge_platforms and platform != busiest:
+            written.replace(edge_files.setdefault(platform, work / f"{platform}.edge.jsonl"))
+            continue
+        files[platform] = work / f"{platform}.jsonl"
         if platform != busiest:
             written.replace(files[platform])
             continue
@@ -105,7 +122,7 @@ def prepare(clients: ClientsFile, events: int, seed: int, work: Path) -> Traffic
             for line in mixed((raw.rstrip(b"\n") for raw in src), counts[platform], hostile, seed):
                 dst.write(line + b"\n")
         written.unlink()
-    return Traffic(files, dict(counts), events, truth, sum(dead))
+    return Traffic(files, dict(counts), events, truth, sum(dead), edge_files)
 
 
 @dataclass
@@ -171,9 +188,10 @@ class Run:
         return info.store_url
 
 
-def feed(run: Run, traffic: Traffic, schedule: list[Fault], span_s: float) -> None:
+def feed(run: Run, traffic: Traffic, schedule: list[Fault], span_s: float,
+         edges_done: Callable[[], bool] = lambda: True) -> None:
     """Replay every file (all at once, each paced to last ``span_s``) while the faults land;
-    returns once every replay has drained and every fault is injected."""
+    returns once every replay has drained, every fault is injected and ``edges_done``."""
     queue = list(traffic.files.items())
     pending = list(schedule)
     attempts: Counter[str] = Counter()  # failures in a row with no stack restart to excuse them
@@ -181,7 +199,7 @@ def feed(run: Run, traffic: Traffic, schedule: list[Fault], span_s: float) -> No
     replays: dict[str, subprocess.Popen[bytes]] = {}
     t0 = time.monotonic()
     try:
-        while queue or replays or pending:
+        while queue or replays or pending or not edges_done():
             while queue:
                 platform, path = queue.pop(0)
                 attempts[platform] += 1
@@ -292,14 +310,28 @@ def verdict(run: Run, clients: ClientsFile, traffic: Traffic, store_url: str) ->
             "dead_letters": dead, "dead_letters_expected": traffic.dead_letters}
 
 
+def edge_verdict(run: Run, edge: Edges, store_url: str) -> dict[str, Any]:
+    """Each acknowledged delivery and each served event the agent publishes, in
+    ``raw_events FINAL`` once; nothing else on the edges' platforms."""
+    found = wait_archived(lambda: connect(store_url, run.settings), edge.checks, 300.0, run.up.running)
+    out = edge.summary(found)
+    for c in found:
+        run.say(f"edge {c.name}: {c.want} sent, {c.lost} not archived, {c.unexpected} unexpected, "
+                f"{c.repeated} repeated" + (f", e.g. {c.examples}" if c.lost else ""))
+    out["_lost"] = sum(c.lost for c in found)
+    out["_duplicated"] = sum(c.unexpected + c.repeated for c in found)
+    return out
+
+
 def lost_examples(traffic: Traffic, clients: ClientsFile, lost: set[bytes], limit: int = 5) -> list[Key]:
     """Readable keys of a few lost digests: the traffic files normalized once more."""
     index = AccountIndex.build(clients)
     found: list[Key] = []
-    for platform, path in traffic.files.items():
+    sources = [(p, f, expected_keys) for p, f in traffic.files.items()]
+    sources += [(p, f, edge_keys) for p, f in traffic.edge_files.items()]
+    for platform, path, keys_of in sources:
         with open(path, "rb") as lines:
-            for key in expected_keys(platform, (raw.rstrip(b"\n") for raw in lines), index, START_MS,
-                                     lambda _: None):
+            for key in keys_of(platform, (raw.rstrip(b"\n") for raw in lines), index, START_MS, lambda _: None):
                 if digest(key) in lost and key not in found:
                     found.append(key)
                     if len(found) >= limit:
@@ -308,7 +340,7 @@ def lost_examples(traffic: Traffic, clients: ClientsFile, lost: set[bytes], limi
 
 
 def run_chaos(settings: Settings, *, events: int, faults: int, seed: int, rate: float, console: Console,
-              workers: int = 2) -> int:
+              workers: int = 2, edges: bool = False) -> int:
     if events < 1 or faults < 0 or rate <= 0:
         raise ConfigError("--events must be positive, --faults non-negative, --rate positive")
     if settings.clients is None:
@@ -322,21 +354,40 @@ def run_chaos(settings: Settings, *, events: int, faults: int, seed: int, rate: 
     clients = load_clients(clients_path)
     work = data / "chaos"
     work.mkdir(parents=True, exist_ok=True)
-    traffic = prepare(clients, events, seed, work)
+    traffic = prepare(clients, events, seed, work, frozenset(EDGE_PLATFORMS) if edges else frozenset())
     span = max(events / rate, faults * FAULT_GAP_S)
     schedule = plan_faults(faults, seed, span)
-    run = Run(settings, clients_path, console, UpProcess(data, clients_path, workers, work / "up.log"), work)
-    run.say(f"{events} events over {len(traffic.files)} platform(s), {len(traffic.truth)} interactions expected, "
-            f"{faults} faults over ~{span:.0f}s: {', '.join(f'{f.kind}@{f.at_s:.0f}s' for f in schedule)}")
+    edge = Edges(traffic.edge_files, clients, span, payload_max_bytes(settings)) if traffic.edge_files else None
+    env = edge.env.env(child_env()) if edge is not None else None
+    run = Run(settings, clients_path, console, UpProcess(data, clients_path, workers, work / "up.log", env), work)
+    run.say(f"{events} events over {len(traffic.files)} replayed platform(s), {len(traffic.truth)} interactions "
+            f"expected, {faults} faults over ~{span:.0f}s: {', '.join(f'{f.kind}@{f.at_s:.0f}s' for f in schedule)}")
+    if edge is not None:
+        run.say(f"edges: {edge.describe()}")
+    edge_result: dict[str, Any] = {}
     with stop_on_signals():  # SIGTERM/SIGHUP stop like Ctrl-C: the finally below kills what we started
         try:
+            if edge is not None:
+                edge.start()  # listening before the Bluesky agent first connects
             run.up.start()
             run.say(f"rapport up --workers {workers} runs on {data}")
-            feed(run, traffic, schedule, span)
+            if edge is not None:
+                edge.begin()
+            feed(run, traffic, schedule, span, edge.done if edge is not None else (lambda: True))
             run.say("traffic and faults done; final drain")
-            result = verdict(run, clients, traffic, run.final_drain())
+            store_url = run.final_drain()
+            if edge is not None:
+                edge_result = edge_verdict(run, edge, store_url)
+                store_url = run.final_drain()  # what the edges published last, through the workers
+            result = verdict(run, clients, traffic, store_url)
         finally:
+            if edge is not None:
+                edge.close()
             run.up.stop()
+    if edge_result:
+        result["lost"] += edge_result.pop("_lost")
+        result["duplicated"] += edge_result.pop("_duplicated")
+        result["edges"] = edge_result
     out = {"events": events, "faults": len(run.injected), "fault_kinds": dict(Counter(run.injected)), **result,
            "seconds": round(time.monotonic() - started, 1)}
     print(json.dumps(out), flush=True)
