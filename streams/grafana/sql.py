@@ -110,12 +110,13 @@ _QUEUE_FIRST = f"""SELECT {_KEY}, received_at, due_at, status
 join below and the outer order pick the same ones)."""
 
 UNANSWERED_QUEUE = _q("unanswered_queue", f"""
-SELECT r.platform AS platform, r.account_id AS account_id, i.author_handle AS who, i.text AS what,
+SELECT r.platform AS platform, r.account_id AS account_id, i.author_handle AS who,
+       {one_line_sql("i.text", PANEL_TEXT_CHARS)} AS what,
        r.received_at AS received_at, dateDiff('second', r.received_at, now()) AS age_s,
        dateDiff('second', now(), r.due_at) AS due_in_s, r.status AS status, i.url AS link
 FROM ({_QUEUE_FIRST}) AS r
 LEFT JOIN (SELECT {_KEY}, argMax(author_handle, version) AS author_handle,
-                  argMax({one_line_sql("text", PANEL_TEXT_CHARS)}, version) AS text, argMax(url, version) AS url
+                  argMax(text, version) AS text, argMax(url, version) AS url
            FROM interactions
            WHERE {SCOPE} AND ({_KEY}) IN (SELECT {_KEY} FROM ({_QUEUE_FIRST}))
            GROUP BY {_KEY}) AS i
