@@ -251,8 +251,8 @@ def figures_sql(names: Sequence[str], scope: Scope, by: str | None = None) -> st
     # user (Grafana's, the report's) may not change (164).
     parts = []
     for i, t in enumerate(tables):
-        cols = ", ".join(f"t{i}.{n} AS {n}" if BY_NAME[n].table == t else f"NULL AS {n}" for n in names)
-        parts.append(f"SELECT t{i}.{by} AS {by}, {cols} FROM t{i}")
+        row = ", ".join(f"t{i}.{n} AS {n}" if BY_NAME[n].table == t else f"NULL AS {n}" for n in names)
+        parts.append(f"SELECT t{i}.{by} AS {by}, {row} FROM t{i}")
     union = "\n    UNION ALL\n    ".join(parts)
     picked = ", ".join(f"any({n}) AS {n}" for n in names)
     return (f"{head}\nSELECT {by}, {picked}\nFROM (\n    {union})\nGROUP BY {by}\nORDER BY {by}")
