@@ -244,14 +244,18 @@ def figures_sql(names: Sequence[str], scope: Scope, by: str | None = None) -> st
         cols = [f"t{tables.index(BY_NAME[n].table)}.{n} AS {n}" for n in names]
         joined = " CROSS JOIN ".join(f"t{i}" for i in range(len(tables)))
         return f"{head}\nSELECT {', '.join(cols)}\nFROM {joined}"
-    # A key missing from a table: its figures NULL. Spelled out rather than by the setting
-    # join_use_nulls, which a read-only user (Grafana's, the report's) may not change (164).
-    cols = [f"if(t{i}.{by} = ids.{by}, t{i}.{n}, NULL) AS {n}"
-            for n in names for i in [tables.index(BY_NAME[n].table)]]
-    ids = " UNION DISTINCT ".join(f"SELECT {by} FROM t{i}" for i in range(len(tables)))
-    joins = "\n".join(f"LEFT JOIN t{i} ON t{i}.{by} = ids.{by}" for i in range(len(tables)))
-    return (f"{head},\nids AS ({ids})\nSELECT ids.{by} AS {by}, {', '.join(cols)}\n"
-            f"FROM ids\n{joins}\nORDER BY {by}")
+    # A key missing from a table: its figures NULL. Each table's row comes with NULL for the
+    # other tables' figures and ``any`` (which skips NULL) keeps the one value per key. Not a
+    # join against the keys of every table: ClickHouse inlines a CTE at each reference, so that
+    # computed every table twice. Not the setting join_use_nulls either, which a read-only
+    # user (Grafana's, the report's) may not change (164).
+    parts = []
+    for i, t in enumerate(tables):
+        row = ", ".join(f"t{i}.{n} AS {n}" if BY_NAME[n].table == t else f"NULL AS {n}" for n in names)
+        parts.append(f"SELECT t{i}.{by} AS {by}, {row} FROM t{i}")
+    union = "\n    UNION ALL\n    ".join(parts)
+    picked = ", ".join(f"any({n}) AS {n}" for n in names)
+    return (f"{head}\nSELECT {by}, {picked}\nFROM (\n    {union})\nGROUP BY {by}\nORDER BY {by}")
 
 
 def _indent(text: str) -> str:

@@ -15,12 +15,14 @@ import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from streams import figures
 from streams.clients import PLATFORMS, load_clients
 from streams.grafana import sql
 from streams.grafana.macros import TimeContext, expand
 from streams.ingest.publisher import Publisher
 from streams.ingest.simulate import Simulator
 from streams.store.client import connect
+from streams.text import PANEL_TEXT_CHARS, one_line_sql
 from tests.support.grafana_client import GrafanaClickHouse
 from tests.support.stack import Namespace, wait_until
 
@@ -92,6 +94,35 @@ def _publish(ns: Namespace) -> None:
     pub.close()
 
 
+_QUEUE_SHOWN = ("platform", "account_id", "who", "what", "received_at", "status", "link")
+_QUEUE_REFERENCE = f"""
+SELECT r.platform AS platform, r.account_id AS account_id, i.author_handle AS who,
+       {one_line_sql("i.text", PANEL_TEXT_CHARS)} AS what, r.received_at AS received_at, r.status AS status,
+       i.url AS link
+FROM (SELECT * FROM responses FINAL WHERE {sql.SCOPE} AND {figures.UNANSWERED}) AS r
+LEFT JOIN (SELECT * FROM interactions FINAL) AS i
+    ON i.client_id = r.client_id AND i.account_id = r.account_id AND i.platform = r.platform
+   AND i.event_id = r.event_id
+ORDER BY r.due_at, r.client_id, r.account_id, r.platform, r.event_id
+LIMIT {{rows}}
+"""
+
+
+def _queue_matches_reference(client: Client, variables: dict[str, Any], ctx: TimeContext) -> None:
+    """The queue (first rows by deadline, their interactions looked up by key) shows the rows of
+    the plain definition: every unanswered response joined with ``interactions FINAL``; also
+    when the cut falls inside the unanswered set (a limit of 3)."""
+    unanswered = client.command(f"SELECT count() FROM responses FINAL WHERE {figures.UNANSWERED}")
+    assert int(unanswered) > 3  # type: ignore[arg-type]
+    shown = ", ".join(_QUEUE_SHOWN)
+    for rows in (sql.QUEUE_ROWS, 3):
+        panel = sql.UNANSWERED_QUEUE.sql.replace(f"LIMIT {sql.QUEUE_ROWS}", f"LIMIT {rows}")
+        got = client.query(f"SELECT {shown} FROM ({expand(panel, variables, ctx)})").result_rows
+        want = client.query(expand(_QUEUE_REFERENCE.replace("{rows}", str(rows)), variables, ctx)).result_rows
+        assert got == want, rows
+        assert len(got) == min(rows, int(unanswered))  # type: ignore[arg-type]
+
+
 def test_queries_on_simulated_traffic(namespace: Namespace) -> None:
     ns = namespace
     _publish(ns)
@@ -136,6 +167,7 @@ def test_queries_on_simulated_traffic(namespace: Namespace) -> None:
         assert {r["client_id"] for r in results["clients_table"]} <= set(clients)
         assert {r["status"] for r in results["unanswered_queue"]} <= {"open", "breached"}
         assert all(r["who"] or r["what"] for r in results["unanswered_queue"]), "queue rows found no message"
+        _queue_matches_reference(client, variables, ctx)
 
         # the client filter filters: one client's table has that client alone
         one = expand(sql.CLIENTS_TABLE.sql, {**variables, "client": [clients[0]]}, ctx)
