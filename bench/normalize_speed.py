@@ -13,9 +13,9 @@ from pathlib import Path
 import orjson
 
 from streams.clients import load_clients
-from streams.ingest.simulate import Simulator
 from streams.normalize.base import AccountIndex
 from streams.normalize.records import RawRecord, normalize_records
+from streams.simulator.traffic import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 

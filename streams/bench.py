@@ -39,12 +39,12 @@ from streams.detect_io.engine import Batch
 from streams.drain import wait_drained
 from streams.embedded.supervisor import Stack
 from streams.ingest.publisher import Publisher
-from streams.ingest.simulate import SimEvent, Simulator
 from streams.kafka_admin import bootstrap_of
 from streams.normalize.base import AccountIndex
 from streams.normalize.records import RawRecord, normalize_records
 from streams.resources import example_clients
 from streams.settings import Settings
+from streams.simulator.traffic import SimEvent, Simulator
 from streams.store.client import connect
 from streams.topics import INTERACTIONS, raw_topic
 

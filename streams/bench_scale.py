@@ -42,10 +42,10 @@ from streams.embedded.supervisor import Stack
 from streams.grafana import sql
 from streams.grafana.macros import TimeContext, expand
 from streams.ingest.publisher import Publisher
-from streams.ingest.simulate import Simulator
 from streams.report import collect
 from streams.resources import example_clients
 from streams.settings import Settings
+from streams.simulator.traffic import Simulator
 from streams.store.client import connect
 from streams.topics import INTERACTIONS, raw_topic
 

@@ -136,7 +136,7 @@ def simulate(data_dir: DataDir = None, clients: ClientsOpt = None,
              count: Annotated[int | None, typer.Option(help="Stop after N events.")] = None,
              duration: Annotated[float | None, typer.Option(help="Stop after S seconds.")] = None) -> None:
     """Publish realistic simulated traffic for the clients file to the running stack."""
-    from streams.ingest.simulate_cmd import run_simulate
+    from streams.simulator.command import run_simulate
 
     with _friendly():
         settings = _settings(data_dir, clients)

@@ -21,9 +21,9 @@ from streams.clients import ClientsFile, load_clients
 from streams.embedded.supervisor import Stack
 from streams.errors import ConfigError
 from streams.ingest.publisher import Publisher
-from streams.ingest.simulate import Simulator
-from streams.ingest.simulate_cmd import pump
 from streams.settings import Settings
+from streams.simulator.command import pump
+from streams.simulator.traffic import Simulator
 from streams.store.client import connect
 
 DEMO_HOUR_UTC = 14  # 09:00 in New York, 15:00 in Berlin: most business hours are open

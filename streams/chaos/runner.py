@@ -69,7 +69,7 @@ def prepare(clients: ClientsFile, events: int, seed: int, work: Path,
     keeps a 16-byte digest per expected interaction, so a million events cost files on disk
     and ~100 MB of digests, not the lines in memory.
     """
-    from streams.ingest.simulate import Simulator
+    from streams.simulator.traffic import Simulator
 
     index = AccountIndex.build(clients)
     hostile = [line for _, line in hostile_payloads()]

@@ -24,8 +24,8 @@ from streams.clients import PLATFORMS, load_clients
 from streams.drain import wait_drained
 from streams.embedded.stackfile import read_stack
 from streams.ingest.publisher import Publisher
-from streams.ingest.simulate import Simulator
 from streams.settings import Settings
+from streams.simulator.traffic import Simulator
 from streams.store.client import connect
 from streams.topics import INTERACTIONS, raw_topic
 from tests.e2e.test_report_reddit import rapport_cmd

@@ -20,7 +20,7 @@ import pytest
 
 from streams.clients import load_clients
 from streams.embedded.stackfile import read_stack
-from streams.ingest.simulate import Simulator
+from streams.simulator.traffic import Simulator
 from tests.support.procs import CASE_VAR, case_env, ended, rapport_popen, tagged, wait_gone
 from tests.support.stack import REPO
 

@@ -167,7 +167,7 @@ def test_sigterm_mid_batch_leaves_it_uncommitted_and_redelivered(
 
 def test_sigterm_of_one_of_two_workers_mid_stream_loses_and_duplicates_nothing(namespace: Namespace) -> None:
     """The group rebalances while batches are held (faust's wait_empty on revocation)."""
-    from streams.ingest.simulate import Simulator
+    from streams.simulator.traffic import Simulator
     from tests.integration.test_recovery import expected_keys as simulated_keys
 
     ns = namespace

@@ -18,7 +18,7 @@ from streams.chaos.check import diff, expected_rows, rollup_rows, rollup_truth, 
 from streams.clients import load_clients
 from streams.detect_io.queries import DetectStore
 from streams.ingest.publisher import Publisher
-from streams.ingest.simulate import Simulator
+from streams.simulator.traffic import Simulator
 from streams.store.bounded import QueryTooLargeError
 from streams.store.client import connect
 from tests.support.stack import Namespace

@@ -19,10 +19,10 @@ from streams.detect.account_state import AccountState
 from streams.detect_io.engine import Batch, Detector, Output
 from streams.detect_io.queries import DetectStore
 from streams.detect_io.tables import TABLES
-from streams.ingest.simulate import Simulator
 from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS
 from streams.normalize.base import AccountIndex
 from streams.normalize.records import RawRecord, normalize_records
+from streams.simulator.traffic import Simulator
 from streams.store.client import connect
 from streams.store.writer import TableWriter
 from tests.support.stack import Namespace

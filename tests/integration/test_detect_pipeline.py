@@ -13,8 +13,8 @@ from aiokafka import AIOKafkaConsumer
 from streams.chaos.check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
 from streams.clients import load_clients
 from streams.ingest.publisher import Publisher
-from streams.ingest.simulate import Simulator
 from streams.kafka_admin import bootstrap_of, high_watermarks
+from streams.simulator.traffic import Simulator
 from streams.store.client import connect
 from tests.support.stack import Namespace, wait_until
 

@@ -15,9 +15,9 @@ from streams.chaos.check import diff, rollup_rows, rollup_truth, stored_rows
 from streams.clients import load_clients
 from streams.embedded.broker import Broker
 from streams.ingest.publisher import Publisher
-from streams.ingest.simulate import Simulator
 from streams.kafka_admin import ensure_topics
 from streams.settings import Settings
+from streams.simulator.traffic import Simulator
 from streams.store.client import connect
 from streams.store.migrations import migrate
 from streams.topics import full_names

@@ -30,8 +30,8 @@ from streams.detect.rows import AlertRow, ConnectionRow, ConversationRow, Respon
 from streams.grafana import sql
 from streams.grafana.macros import TimeContext, expand
 from streams.ingest.publisher import Publisher
-from streams.ingest.simulate import Simulator
 from streams.report import run_report
+from streams.simulator.traffic import Simulator
 from streams.store.client import connect
 from tests.support.grafana_client import GrafanaClickHouse
 from tests.support.stack import Namespace

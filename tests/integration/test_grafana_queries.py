@@ -20,7 +20,7 @@ from streams.clients import PLATFORMS, load_clients
 from streams.grafana import sql
 from streams.grafana.macros import TimeContext, expand
 from streams.ingest.publisher import Publisher
-from streams.ingest.simulate import Simulator
+from streams.simulator.traffic import Simulator
 from streams.store.client import connect
 from streams.text import PANEL_TEXT_CHARS, one_line_sql
 from tests.support.grafana_client import GrafanaClickHouse

@@ -10,9 +10,9 @@ import pytest
 
 from streams.clients import load_clients
 from streams.ingest.publisher import Publisher
-from streams.ingest.simulate import Simulator
 from streams.normalize.base import AccountIndex
 from streams.normalize.records import RawRecord, normalize_records
+from streams.simulator.traffic import Simulator
 from streams.store.client import connect
 from tests.support.stack import Namespace, stop_process
 

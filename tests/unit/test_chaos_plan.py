@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from streams.chaos.plan import FAULT_KINDS, STORE_STOP_S, hostile_payloads, mix_in, plan_faults
 from streams.chaos.truth import expected
 from streams.clients import load_clients
-from streams.ingest.simulate import Simulator
+from streams.simulator.traffic import Simulator
 from streams.normalize.base import AccountIndex
 from tests.support.stack import REPO
 

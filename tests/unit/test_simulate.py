@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from streams.clients import ClientsFile, parse_clients
-from streams.ingest.simulate import SimEvent, Simulator, payloads_by_platform
+from streams.simulator.traffic import SimEvent, Simulator, payloads_by_platform
 
 START = 1_795_618_800_000  # 2026-11-25T15:00:00Z: a Wednesday, 10:00 in New York
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "fixtures"

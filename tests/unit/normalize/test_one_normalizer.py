@@ -25,11 +25,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.clients import load_clients
-from streams.ingest.simulate import SimEvent, Simulator
 from streams.normalize.base import AccountIndex, Arrival, DeadLetter, Normalized, Skipped
 from streams.normalize.mastodon import html_to_text, plain_text
 from streams.normalize.records import RawRecord, normalize_records
 from streams.normalize.registry import normalize
+from streams.simulator.traffic import SimEvent, Simulator
 from tests.unit.normalize.support import PLATFORMS, extra_payloads, index, shared_lines
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -10,8 +10,8 @@ from rich.console import Console
 
 from streams.clients import ClientsFile
 from streams.ingest.publisher import Publisher
-from streams.ingest.simulate import Simulator
 from streams.settings import Settings
+from streams.simulator.traffic import Simulator
 from streams.store.client import broker_url
 
 

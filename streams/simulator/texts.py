@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import re
 
-from streams.ingest.sim_world import Actor, Part, Tag
+from streams.simulator.world import Actor, Part, Tag
 
 FIRST = (
     "Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi", "Ivan", "Judy",

@@ -14,8 +14,8 @@ from html import escape
 from typing import Any
 
 from streams.clients import Client, TrackedAccount
-from streams.ingest.sim_render import Renderer, dumps, lead_mentions
-from streams.ingest.sim_world import Account, Actor, Msg, Out, Tag, compose, iso_ms
+from streams.simulator.render import Renderer, dumps, lead_mentions
+from streams.simulator.world import Account, Actor, Msg, Out, Tag, compose, iso_ms
 
 POST = "app.bsky.feed.post"
 LIKE = "app.bsky.feed.like"

@@ -2,7 +2,7 @@
 
 Pure and deterministic: every random choice goes through the ``random.Random`` handed in,
 content ids are hashes, and no set is ever iterated (string hashing is salted per process).
-Platform renderers (``sim_social``, ``sim_pages``) turn the :class:`Msg` objects made here
+Platform renderers (``social``, ``pages``) turn the :class:`Msg` objects made here
 into native payloads.
 """
 
@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from streams.clients import Client, TrackedAccount
 
 if TYPE_CHECKING:
-    from streams.ingest.sim_render import Renderer
+    from streams.simulator.render import Renderer
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE

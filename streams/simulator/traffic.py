@@ -35,12 +35,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.clients import Client, ClientsFile, TrackedAccount
-from streams.ingest import sim_texts as texts
-from streams.ingest.sim_pages import GONE, Facebook, Instagram, Reddit
-from streams.ingest.sim_render import Renderer
-from streams.ingest.sim_social import Bluesky, Mastodon, X
-from streams.ingest.sim_texts import fill
-from streams.ingest.sim_world import (
+from streams.simulator import texts
+from streams.simulator.pages import GONE, Facebook, Instagram, Reddit
+from streams.simulator.render import Renderer
+from streams.simulator.social import Bluesky, Mastodon, X
+from streams.simulator.texts import fill
+from streams.simulator.world import (
     MINUTE,
     Account,
     Actor,

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from streams.clients import Client, TrackedAccount
-from streams.ingest.sim_render import Renderer
-from streams.ingest.sim_world import Account, Actor, Msg, Out, base36, compose, slugify
+from streams.simulator.render import Renderer
+from streams.simulator.world import Account, Actor, Msg, Out, base36, compose, slugify
 
 SITE = "https://www.reddit.com"
 GONE = Actor(id="[deleted]", handle="[deleted]", name="", gone=True)

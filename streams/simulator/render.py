@@ -4,7 +4,7 @@ A renderer knows one platform's id forms and payload shapes (as the fixtures in
 ``shared/fixtures`` show them) and what that platform can deliver at all: X's filtered
 stream carries no likes or follows, Instagram's webhook never shows the media itself,
 Facebook and Instagram nest comments two levels deep. The traffic model in
-``simulate.py`` asks these capability flags before it schedules anything.
+``traffic.py`` asks these capability flags before it schedules anything.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import random
 from typing import Any
 
 from streams.clients import Client, TrackedAccount
-from streams.ingest.sim_world import Account, Actor, Ids, Msg, Out, ascii_fold
+from streams.simulator.world import Account, Actor, Ids, Msg, Out, ascii_fold
 
 
 def dumps(obj: Any) -> str:
