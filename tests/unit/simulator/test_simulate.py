@@ -10,7 +10,6 @@ import json
 from collections import Counter, defaultdict
 from datetime import datetime
 from functools import cache
-from pathlib import Path
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -18,9 +17,9 @@ import pytest
 
 from streams.clients import ClientsFile, parse_clients
 from streams.simulator.traffic import SimEvent, Simulator, payloads_by_platform
+from tests.unit.normalize.support import SHARED  # shared/ beside the checkout, found from any depth
 
 START = 1_795_618_800_000  # 2026-11-25T15:00:00Z: a Wednesday, 10:00 in New York
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 BRAND_DID = "did:plc:brandaaaaaaaaaaaaaaaaaaa"
 CLIENTS = """
 [[clients]]

@@ -11,8 +11,8 @@ from websockets.asyncio.client import connect
 from streams.chaos.edges import FakeJetstream, check_edge, edge_headers, edge_keys
 from streams.chaos.truth import expected_keys
 from streams.clients import load_clients
-from streams.simulator.traffic import Simulator
 from streams.normalize.base import AccountIndex
+from streams.simulator.traffic import Simulator
 from tests.support.procs import REPO
 
 CLIENTS = load_clients(REPO / "clients.example.toml")

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from streams.chaos.plan import FAULT_KINDS, STORE_STOP_S, hostile_payloads, mix_in, plan_faults
 from streams.chaos.truth import expected
 from streams.clients import load_clients
-from streams.simulator.traffic import Simulator
 from streams.normalize.base import AccountIndex
+from streams.simulator.traffic import Simulator
 from tests.support.stack import REPO
 
 
