@@ -1,4 +1,10 @@
-"""The `rapport` command: one Typer app, each subcommand a thin call into a module."""
+"""The `rapport` command: one Typer app, and the one place commands are mounted.
+
+Every top-level command is declared here, a thin call into the module that does the work
+(``run_*``), with the options of :mod:`streams.commands`; a group of commands (``grafana``,
+``ingest``) is a Typer made by :func:`streams.commands.command_group` in its package's
+``cli.py`` and mounted below with ``add_typer``. Modules never mount themselves.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,11 @@ from typing import Annotated
 
 import typer
 
-from streams.commands import ClientsOpt, DataDir, _clients, _friendly, _settings, err
+from streams.commands import ClientsOpt, DataDir, _clients, _friendly, _settings, command_group, err
+from streams.grafana.cli import grafana_app
+from streams.ingest.cli import ingest_app
 
-# No locals in tracebacks: a frame may hold a password (docs/store.md, Security).
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
-                  help="Rapport: real-time conversation analytics (connections, not vanity).")
+app = command_group("Rapport: real-time conversation analytics (connections, not vanity).")
 
 
 class OutputFormat(StrEnum):
@@ -102,6 +108,15 @@ def topics(data_dir: DataDir = None, clients: ClientsOpt = None) -> None:
         settings = _settings(data_dir, clients)
         created = create_topics(settings)
         err.print(f"created {len(created)} topic(s)" + "".join(f"\n  {t}" for t in created))
+
+
+@app.command()
+def ping(data_dir: DataDir = None, clients: ClientsOpt = None) -> None:
+    """Exit 0 when the broker and the store both answer, else 1 (the compose workers' healthcheck)."""
+    from streams.deploy_cmds import ping as answers
+
+    with _friendly():
+        raise typer.Exit(0 if answers(_settings(data_dir, clients)) else 1)
 
 
 @app.command()
@@ -235,17 +250,33 @@ def chaos(data_dir: DataDir = None, clients: ClientsOpt = None,
                                          workers=workers, edges=edges))
 
 
-def _mount_sub_apps() -> None:
-    from streams.grafana.cli import grafana_app
-    from streams.ingest.cli import ingest_app
-    from streams.report import register_report
+@app.command()
+def report(
+    client: Annotated[str | None, typer.Option("--client", help="Only this client id.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    data_dir: DataDir = None, clients: ClientsOpt = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Range start, ISO 8601 (UTC unless it names a zone); inclusive.")] = None,
+    until: Annotated[str | None, typer.Option(
+        "--until", help="Range end, ISO 8601 (UTC unless it names a zone); inclusive.")] = None,
+) -> None:
+    """Per client and account: threads, conversations, turns, returning people, inbound,
+    answered, reply rate within SLA, first response (wall and business), unanswered, alerts,
+    and vanity signals beside them (docs/metrics.md defines each)."""
+    from rich.console import Console
 
-    register_report(app)
-    app.add_typer(grafana_app, name="grafana", help="Grafana boards, alert rules and provisioning.")
-    app.add_typer(ingest_app, name="ingest", help="Ingest agents: read a platform, publish raw payloads.")
+    from streams.errors import ConfigError
+    from streams.report import parse_instant, run_report
+
+    with _friendly():
+        if fmt not in ("table", "json"):
+            raise ConfigError(f"--format must be table or json, not {fmt!r}")
+        run_report(_settings(data_dir, clients), client, fmt, Console(stderr=True),
+                   parse_instant(since, "--since"), parse_instant(until, "--until"))
 
 
-_mount_sub_apps()
+app.add_typer(grafana_app, name="grafana")
+app.add_typer(ingest_app, name="ingest")
 
 
 def main() -> None:

@@ -1,8 +1,10 @@
-"""What every command shares: the common options, settings with logging, and error output.
+"""What every command shares: the Typer set-up, the common options, settings with logging,
+and error output.
 
-Kept apart from :mod:`streams.cli` so that the modules mounting commands on the one Typer
-app (``streams.report`` and others) import this and not the app itself: ``cli`` imports
-them, so importing ``cli`` back would be an import cycle (``tests/unit/test_import_cycles.py``).
+Kept apart from :mod:`streams.cli` so that the command groups ``cli`` mounts
+(``streams.grafana.cli``, ``streams.ingest.cli``) import this and not the app itself: ``cli``
+imports them, so importing ``cli`` back would be an import cycle
+(``tests/unit/test_import_cycles.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ err = Console(stderr=True)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data dir (default .rapport/, or RAPPORT_DATA_DIR).")]
 ClientsOpt = Annotated[Path | None, typer.Option("--clients", help="Clients file (TOML), or RAPPORT_CLIENTS.")]
+
+
+def command_group(help: str) -> typer.Typer:
+    """A Typer for ``rapport`` or one of its groups: all set up alike, so every command
+    behaves alike (no shell-completion options, help when called bare, no locals in
+    tracebacks since a frame may hold a password: docs/store.md, Security)."""
+    return typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help=help)
 
 
 # Libraries whose INFO lines drown an ingest program's own (one per HTTP request or frame).

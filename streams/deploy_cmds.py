@@ -1,21 +1,19 @@
-"""One-shot commands of the scale-out stack (docker-compose.yml), runnable as
-``python -m streams.deploy_cmds create-topics|ping``.
+"""What the scale-out stack's one-shot commands do (docker-compose.yml runs them through the
+CLI, which mounts every command: :mod:`streams.cli`).
 
-* ``create-topics``: wait for the broker, then create every topic of :mod:`streams.topics` with
-  the configured prefix, partitions (``RAPPORT_PARTITIONS``) and replication
+* ``rapport topics`` (:func:`create_topics`): wait for the broker, then create every topic of
+  :mod:`streams.topics` with the configured prefix, partitions (``RAPPORT_PARTITIONS``) and replication
   (``RAPPORT_REPLICATION_FACTOR``); existing topics are kept (a changed partition count would move
   account keys between partitions) and a mismatch is reported.
-* ``ping``: exit 0 when the broker and the store answer (the workers' healthcheck).
-
-Meant to be mounted in the CLI as ``rapport topics create`` (:func:`create_topics`).
+* ``rapport ping`` (:func:`ping`): exit 0 when the broker and the store answer (the workers'
+  healthcheck).
 """
 
 from __future__ import annotations
 
-import sys
 import urllib.request
 
-from streams.settings import Settings, load_settings
+from streams.settings import Settings
 from streams.topics import full_names
 
 
@@ -40,20 +38,3 @@ def ping(settings: Settings, timeout_s: float = 5.0) -> bool:
             return bool(resp.status == 200)
     except Exception:  # noqa: BLE001 - any failure means "not healthy"
         return False
-
-
-def main(argv: list[str]) -> int:
-    settings = load_settings()
-    if argv == ["create-topics"]:
-        created = create_topics(settings)
-        print(f"created {len(created)} topic(s) with {settings.partitions} partition(s): "
-              + (", ".join(created) or "all existed"), flush=True)
-        return 0
-    if argv == ["ping"]:
-        return 0 if ping(settings) else 1
-    print("usage: python -m streams.deploy_cmds create-topics|ping", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))

@@ -7,17 +7,15 @@ accounts, as shared/README.md asks, and response-time quantiles are those of all
 answered messages. ``--since``/``--until`` bound the figures that have a time column
 (inclusive, as Grafana's time range is); those of the state as it stands now ignore them.
 
-Mounted on the CLI by :func:`register_report`.
+The command's options are declared in :mod:`streams.cli`, like every command's.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-import typer
 from clickhouse_connect.driver.client import Client as StoreClient
 from rich.console import Console
 from rich.table import Table
@@ -116,34 +114,7 @@ def run_report(settings: Settings, client_id: str | None, fmt: str, console: Con
     return report
 
 
-def register_report(app: typer.Typer) -> None:
-    """Mount ``rapport report`` on the CLI app."""
-
-    @app.command()
-    def report(
-        client: Annotated[str | None, typer.Option("--client", help="Only this client id.")] = None,
-        fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
-        data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Data dir (default .rapport/).")] = None,
-        clients: Annotated[Path | None, typer.Option("--clients", help="Clients file (TOML).")] = None,
-        since: Annotated[str | None, typer.Option(
-            "--since", help="Range start, ISO 8601 (UTC unless it names a zone); inclusive.")] = None,
-        until: Annotated[str | None, typer.Option(
-            "--until", help="Range end, ISO 8601 (UTC unless it names a zone); inclusive.")] = None,
-    ) -> None:
-        """Per client and account: threads, conversations, turns, returning people, inbound,
-        answered, reply rate within SLA, first response (wall and business), unanswered, alerts,
-        and vanity signals beside them (docs/metrics.md defines each)."""
-        from streams.commands import _friendly, _settings
-        from streams.errors import ConfigError
-
-        with _friendly():
-            if fmt not in ("table", "json"):
-                raise ConfigError(f"--format must be table or json, not {fmt!r}")
-            run_report(_settings(data_dir, clients), client, fmt, Console(stderr=True),
-                       _instant(since, "--since"), _instant(until, "--until"))
-
-
-def _instant(text: str | None, option: str) -> datetime | None:
+def parse_instant(text: str | None, option: str) -> datetime | None:
     """An ISO 8601 time; naive ones are UTC, like every time in the store."""
     from datetime import UTC
 

@@ -8,12 +8,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from streams.commands import command_group
 from streams.errors import RapportError
 from streams.grafana import provision
 from streams.grafana.alerts import DEFAULT_WEBHOOK_URL
 
-grafana_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
-                          help="Grafana boards, alert rules and provisioning (docs/grafana.md).")
+grafana_app = command_group("Grafana boards, alert rules and provisioning (docs/grafana.md).")
 err = Console(stderr=True)
 
 

@@ -17,14 +17,13 @@ import typer
 from rich.console import Console
 
 from streams.clients import ClientsFile
-from streams.commands import ClientsOpt, DataDir, _clients, _settings
+from streams.commands import ClientsOpt, DataDir, _clients, _settings, command_group
 from streams.errors import RapportError
 from streams.ingest.plan import AGENTS, readiness
 from streams.ingest.runtime import Agent, Context, run_agent
 from streams.settings import Settings
 
-ingest_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
-                         help="Ingest agents: read a platform live, publish its payloads to rapport.raw.<platform>.")
+ingest_app = command_group("Ingest agents: read a platform live, publish its payloads to rapport.raw.<platform>.")
 err = Console(stderr=True, soft_wrap=True, highlight=False)  # a note stays one line
 
 async def _serve(make: Callable[[Context], Agent], name: str, settings: Settings, clients: ClientsFile,

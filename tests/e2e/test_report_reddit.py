@@ -105,14 +105,8 @@ def reddit_export(comments: int = 3000, seed: int = 3) -> list[dict[str, Any]]:
 
 
 def rapport_cmd() -> list[str]:
-    """`rapport`, with `report` mounted if the CLI does not mount it (yet)."""
-    from streams.cli import app
-
-    names = {info.name or (info.callback.__name__ if info.callback else "") for info in app.registered_commands}
-    if "report" in names:
-        return [sys.executable, "-m", "streams.cli"]
-    return [sys.executable, "-c", "from streams.cli import app; from streams.report import register_report; "
-            "register_report(app); app()"]
+    """`rapport`, run from this checkout's interpreter."""
+    return [sys.executable, "-m", "streams.cli"]
 
 
 def run(args: list[str], data: Path, clients: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:

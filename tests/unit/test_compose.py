@@ -66,7 +66,7 @@ def test_example_env_values_are_valid_settings() -> None:
 
 def test_topics_one_shot_creates_every_topic_with_configured_partitions(monkeypatch: pytest.MonkeyPatch) -> None:
     topics = SERVICES["topics"]
-    assert topics["entrypoint"] == ["python", "-m", "streams.deploy_cmds"] and topics["command"] == ["create-topics"]
+    assert "entrypoint" not in topics and topics["command"] == ["topics"]  # the image's entrypoint: rapport
     seen: dict[str, Any] = {}
 
     def fake_ensure(url: str, names: list[str], partitions: int, replication: int = 1) -> list[str]:
@@ -145,20 +145,30 @@ def test_services_are_pinned_healthchecked_and_ordered() -> None:
         assert SERVICES[name]["command"] == ["ingest", ps[0]], name
 
 
-def test_ingest_commands_exist_in_the_cli() -> None:
+def mounted(args: list[str]) -> bool:
+    """Whether ``rapport ARGS`` names a command the CLI mounts (options after it left aside)."""
     from typer.main import get_command
 
-    try:
-        from streams.ingest.cli import ingest_app
-    except ImportError:
-        pytest.skip("streams/ingest/cli.py (rapport ingest) is not there yet")
-    commands = getattr(get_command(ingest_app), "commands", {})
-    for profile in PROFILES:
-        assert profile in commands, f"rapport ingest {profile} missing"
     from streams.cli import app
 
-    root = getattr(get_command(app), "commands", {})
-    assert "migrate" in root and "worker" in root
+    command: Any = get_command(app)
+    words = [a for a in args if not a.startswith("-")]
+    while words and hasattr(command, "commands"):  # a group (typer carries its own click)
+        command = command.commands.get(words.pop(0))
+    return command is not None and not hasattr(command, "commands")
+
+
+def test_compose_runs_only_commands_the_cli_mounts() -> None:
+    """The rapport image's entrypoint is `rapport`: every service command and the workers'
+    healthcheck must be one of its commands, not a module of its own."""
+    rapport = {name: s for name, s in SERVICES.items() if s["image"].startswith("rapport:")}
+    assert {"migrate", "topics", "worker", *(f"ingest-{p}" for p in PROFILES)} <= set(rapport)
+    for name, service in rapport.items():
+        assert "entrypoint" not in service, name
+        assert mounted(service["command"]), f"{name}: rapport {' '.join(service['command'])} is no command"
+    check = SERVICES["worker"]["healthcheck"]["test"]
+    assert check[:2] == ["CMD", "rapport"] and mounted(check[2:]), check
+    assert not mounted(["ingest"]) and not mounted(["no-such-command"])  # the walk itself tells them apart
 
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None,

@@ -73,10 +73,10 @@ def test_report_range_options_are_iso_times() -> None:
     from typer.testing import CliRunner
 
     from streams.cli import app
-    from streams.report import _instant
+    from streams.report import parse_instant
 
-    assert _instant("2026-11-01", "--since") == datetime(2026, 11, 1, tzinfo=UTC)
-    assert _instant("2026-11-01T09:00:00+01:00", "--since") == datetime(2026, 11, 1, 8, tzinfo=UTC)
+    assert parse_instant("2026-11-01", "--since") == datetime(2026, 11, 1, tzinfo=UTC)
+    assert parse_instant("2026-11-01T09:00:00+01:00", "--since") == datetime(2026, 11, 1, 8, tzinfo=UTC)
     result = CliRunner().invoke(app, ["report", "--since", "yesterday", "--clients", "clients.example.toml"])
     assert result.exit_code == 2
     assert "--since must be an ISO 8601 time" in result.output
