@@ -8,7 +8,6 @@ verdict and the leftovers are asserted.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import pytest
 
 from streams.chaos.plan import FAULT_KINDS
 from streams.embedded.stackfile import read_stack
-from tests.support.procs import CASE_VAR, REPO, case_env, wait_gone
+from tests.support.procs import CASE_VAR, REPO, case_env, run_chaos, wait_gone
 
 pytestmark = pytest.mark.e2e
 
@@ -28,33 +27,16 @@ CLIENTS = REPO / "clients.example.toml"
 @pytest.mark.timeout(1500)  # ~2.5 min on an idle 2-core machine; far longer when it is shared
 def test_chaos_small_seeded_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    err = tmp_path / "chaos.err"
-    with case_env() as env, open(err, "wb") as err_out:
-        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "chaos", "--events", "8000", "--faults", "6",
-                                 "--seed", "7", "--data-dir", str(data), "--clients", str(CLIENTS)],
-                                stdout=subprocess.PIPE, stderr=err_out, stdin=subprocess.DEVNULL, cwd=REPO, env=env)
-        try:
-            out, _ = proc.communicate(timeout=1200)
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)  # the harness stops what it started
-                try:
-                    proc.wait(120)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        left = wait_gone(CASE_VAR, env[CASE_VAR], timeout_s=30.0)
-    log = err.read_text(errors="replace")[-6000:]
-    lines = out.decode().strip().splitlines()
-    assert lines, log
-    result = json.loads(lines[-1])
+    run = run_chaos(["--events", "8000", "--faults", "6", "--seed", "7"], data, CLIENTS, tmp_path / "chaos.err")
+    result, log = run.verdict, run.log
+    assert result is not None, log
     assert set(result) >= {"events", "faults", "fault_kinds", "lost", "duplicated", "tables_equal", "seconds"}
     assert result["events"] == 8000 and result["faults"] == 6, result
     assert set(result["fault_kinds"]) == set(FAULT_KINDS), result
     assert result["lost"] == 0 and result["duplicated"] == 0 and result["tables_equal"] is True, (result, log)
     assert result["dead_letters"] == result["dead_letters_expected"], (result, log)
-    assert proc.returncode == 0, log
-    assert not left, left
+    assert run.returncode == 0, log
+    assert not run.left, run.left
     assert read_stack(data) is None
 
 

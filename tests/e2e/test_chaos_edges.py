@@ -13,17 +13,13 @@ dead (between the broker's SIGKILL and `rapport up` stopping): ``edges.webhooks.
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from streams.chaos.plan import FAULT_KINDS
 from streams.embedded.stackfile import read_stack
-from tests.support.procs import CASE_VAR, REPO, case_env, wait_gone
+from tests.support.procs import REPO, run_chaos
 
 pytestmark = pytest.mark.e2e
 
@@ -32,27 +28,10 @@ CLIENTS = REPO / "clients.example.toml"
 
 def test_chaos_with_webhook_and_jetstream_traffic_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    err = tmp_path / "chaos.err"
-    with case_env() as env, open(err, "wb") as err_out:
-        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "chaos", "--edges", "--events", "4000",
-                                 "--faults", str(len(FAULT_KINDS)), "--seed", "11", "--data-dir", str(data),
-                                 "--clients", str(CLIENTS)],
-                                stdout=subprocess.PIPE, stderr=err_out, stdin=subprocess.DEVNULL, cwd=REPO, env=env)
-        try:
-            out, _ = proc.communicate(timeout=1200)
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)  # the harness stops what it started
-                try:
-                    proc.wait(120)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        left = wait_gone(CASE_VAR, env[CASE_VAR], timeout_s=30.0)
-    log = err.read_text(errors="replace")[-6000:]
-    lines = out.decode().strip().splitlines()
-    assert lines, log
-    result = json.loads(lines[-1])
+    run = run_chaos(["--edges", "--events", "4000", "--faults", str(len(FAULT_KINDS)), "--seed", "11"],
+                    data, CLIENTS, tmp_path / "chaos.err")
+    result, log = run.verdict, run.log
+    assert result is not None, log
     assert set(result["fault_kinds"]) == set(FAULT_KINDS), result
     hooks, jet = result["edges"]["webhooks"], result["edges"]["jetstream"]
     # Every delivery was sent until it got a 200; some were refused or unanswered on the way
@@ -64,6 +43,6 @@ def test_chaos_with_webhook_and_jetstream_traffic_loses_and_duplicates_nothing(t
     assert jet["resumed_with_cursor"] >= 1, result
     assert result["lost"] == 0 and result["duplicated"] == 0 and result["tables_equal"] is True, (result, log)
     assert result["dead_letters"] == result["dead_letters_expected"], (result, log)
-    assert proc.returncode == 0, log
-    assert not left, left
+    assert run.returncode == 0, log
+    assert not run.left, run.left
     assert read_stack(data) is None

@@ -9,6 +9,7 @@ whatever the parentage. A test that starts a Rapport command gives it a second t
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,7 +18,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from streams.embedded.stackfile import read_stack
 
@@ -144,3 +147,38 @@ def wait_for_stack(proc: subprocess.Popen[bytes], data: Path, log: Path, timeout
                 proc.wait()
             raise AssertionError(f"rapport up did not start (exit {proc.returncode}):\n{log.read_text()[-3000:]}")
         time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class ChaosRun:
+    """What one ``rapport chaos`` run left: its verdict (the last stdout line), the end of
+    its stderr, its exit status and the processes it started that outlived it."""
+
+    verdict: dict[str, Any] | None
+    log: str
+    returncode: int
+    left: dict[int, str]
+
+
+def run_chaos(args: list[str], data: Path, clients: Path, err_path: Path, timeout_s: float = 1200.0) -> ChaosRun:
+    """``rapport chaos ARGS`` to its end; SIGTERMed (then killed) if it overruns, since the
+    harness stops what it started only when asked to; whatever still carries its case token
+    afterwards is reported in ``left`` and killed."""
+    with case_env() as env, open(err_path, "wb") as err_out:
+        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "chaos", *args, "--data-dir", str(data),
+                                 "--clients", str(clients)],
+                                stdout=subprocess.PIPE, stderr=err_out, stdin=subprocess.DEVNULL, cwd=REPO, env=env)
+        try:
+            out, _ = proc.communicate(timeout=timeout_s)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(120)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        left = wait_gone(CASE_VAR, env[CASE_VAR], timeout_s=30.0)
+    lines = out.decode().strip().splitlines()
+    return ChaosRun(json.loads(lines[-1]) if lines else None, err_path.read_text(errors="replace")[-6000:],
+                    proc.returncode, left)
