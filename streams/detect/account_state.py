@@ -12,7 +12,8 @@ changes seen plus the sweep watermark, never of their order, so:
 
 Work is split between the modules: :mod:`threads` files posts into threads,
 :mod:`addressing` decides who speaks to whom, :mod:`conversations` keeps the per
-(thread, person) exchanges and per person roll-ups, :mod:`responses` the inbound messages,
+(thread, person) exchanges (stored on their thread by :mod:`thread_pairs`) and per person
+roll-ups, :mod:`responses` the inbound messages,
 their deadlines and alerts. This module only routes facts between them and turns state
 into rows.
 
@@ -60,6 +61,7 @@ from streams.detect.rows import (
     ThreadRow,
     Updates,
 )
+from streams.detect.thread_pairs import pair_in, pairs_of, put_pair
 from streams.detect.threads import Merge, Post, Thread, ThreadBook, ThreadId
 from streams.interaction import SIGNAL_KINDS, Change, Interaction
 
@@ -104,46 +106,6 @@ class _Dirty:
     retracted_convs: set[PairKey] = field(default_factory=set)
     persons: set[PersonKey] = field(default_factory=set)
     responses: set[ResponseKey] = field(default_factory=set)
-
-
-_SMALL_PAIRS = 8  # a thread's exchanges sit in a tuple up to this many persons, then a dict
-
-
-def _pairs_of(thread: Thread) -> tuple[Pair, ...]:
-    """The thread's (thread, person) exchanges, kept on ``thread.ext``."""
-    ext = thread.ext
-    if ext is None:
-        return ()
-    if isinstance(ext, dict):
-        return tuple(ext.values())
-    assert isinstance(ext, tuple)
-    return ext
-
-
-def _pair_in(thread: Thread, person: str, create: bool) -> Pair | None:
-    ext = thread.ext
-    if isinstance(ext, dict):
-        found = ext.get(person)
-    else:
-        found = next((p for p in ext or () if p.person == person), None)
-    if found is not None or not create:
-        return found
-    found = Pair(person)
-    _put_pair(thread, found)
-    return found
-
-
-def _put_pair(thread: Thread, pair: Pair) -> None:
-    """Set ``pair`` as the thread's exchange with ``pair.person`` (replacing any other)."""
-    ext = thread.ext
-    if isinstance(ext, dict):
-        ext[pair.person] = pair
-        return
-    others = tuple(p for p in ext or () if p.person != pair.person)
-    if len(others) < _SMALL_PAIRS:
-        thread.ext = (*others, pair)
-    else:
-        thread.ext = {p.person: p for p in (*others, pair)}
 
 
 def _iso(ms: int) -> str:
@@ -259,15 +221,15 @@ class AccountState:
         src, dst = merge.src, merge.dst
         if merge.complete:
             # Every post moved: hand each (thread, person) exchange over, smaller into larger.
-            for pair in _pairs_of(src):
+            for pair in pairs_of(src):
                 dirty.pairs.add((src.tid, pair.person))
                 dirty.pairs.add((dst.tid, pair.person))
-                here = _pair_in(dst, pair.person, create=False)
+                here = pair_in(dst, pair.person, create=False)
                 if here is None:
-                    _put_pair(dst, pair)
+                    put_pair(dst, pair)
                     continue
                 big, small = (pair, here) if len(pair) > len(here) else (here, pair)
-                _put_pair(dst, big)
+                put_pair(dst, big)
                 for turn in small.outbound:
                     self._answered_by(dst.platform, big, cast(Post, turn), dirty)
                 for turn in small.inbound:
@@ -277,11 +239,11 @@ class AccountState:
         # Some posts stayed behind (roots named inconsistently): redo both threads.
         persons: set[str] = set()
         for thread in (src, dst):
-            persons.update(p.person for p in _pairs_of(thread))
+            persons.update(p.person for p in pairs_of(thread))
             thread.ext = None
             for post in thread.posts:
                 self._register(post, dirty)
-            persons.update(p.person for p in _pairs_of(thread))
+            persons.update(p.person for p in pairs_of(thread))
         dirty.pairs.update((t.tid, person) for t in (src, dst) for person in persons)
 
     def _register(self, post: Post, dirty: _Dirty) -> None:
@@ -297,12 +259,12 @@ class AccountState:
             return
         account = self.book.account(platform)
         for person in persons_addressed_by_account(post.author, addressed, account):
-            pair = _pair_in(thread, person, create=True)
+            pair = pair_in(thread, person, create=True)
             assert pair is not None
             if self._answered_by(platform, pair, post, dirty):
                 dirty.pairs.add((tid, person))
         if is_inbound(post.author, addressed, account):
-            pair = _pair_in(thread, post.author, create=True)
+            pair = pair_in(thread, post.author, create=True)
             assert pair is not None
             if self._asked(platform, pair, post, dirty):
                 dirty.pairs.add((tid, post.author))
@@ -393,7 +355,7 @@ class AccountState:
     def _refresh_pair(self, tid: ThreadId, person: str, dirty: _Dirty) -> None:
         """Bring the conversation summary of one (thread, person) pair up to date."""
         thread = self.book.thread(tid)
-        pair = _pair_in(thread, person, create=False) if thread is not None else None
+        pair = pair_in(thread, person, create=False) if thread is not None else None
         pkey = (tid[0], person)
         state = self._persons.get(pkey)
         summary = pair.summary() if pair is not None else None
@@ -557,7 +519,7 @@ class AccountState:
         keep = {cast(Post, rec.msg).tid for rec in self.responses.records() if self.responses.status(rec) == OPEN}
 
         def drop(thread: Thread) -> None:
-            ids = [turn.id for pair in _pairs_of(thread) for turn in pair.inbound]
+            ids = [turn.id for pair in pairs_of(thread) for turn in pair.inbound]
             self.responses.forget(thread.platform, ids)
             for event_id in ids:
                 self._alerts.pop((thread.platform, event_id), None)
