@@ -39,6 +39,7 @@ from streams.embedded.ch_errors import (
 )
 from streams.embedded.credentials import StoreUsers, User
 from streams.embedded.engine import Engine, Handle, Stats
+from streams.embedded.native_revision import NATIVE_REWRITE_SETTINGS, NativeRevision
 from streams.embedded.reader import reader_settings
 from streams.embedded.sql_scan import RESULT_KEYWORDS, STREAMABLE_KEYWORDS, read_statement
 
@@ -303,10 +304,10 @@ class _Handler(BaseHTTPRequestHandler):
         fmt = stmt.output_format or params.default_format or "TabSeparated"
         # A client naming its protocol revision (Grafana's datasource) gets Native written for
         # that revision, as ClickHouse does; chDB writes revision 0, so the answer is rewritten.
-        rewrite = (codec.NativeRevision(params.client_protocol_version)
+        rewrite = (NativeRevision(params.client_protocol_version)
                    if stmt.returns_rows and fmt == "Native" and params.client_protocol_version > 0
                    else None)
-        settings = {**params.settings, **codec.NATIVE_REWRITE_SETTINGS} if rewrite else params.settings
+        settings = {**params.settings, **NATIVE_REWRITE_SETTINGS} if rewrite else params.settings
         headers = [("X-ClickHouse-Query-Id", query_id),
                    ("X-ClickHouse-Timezone", self.server.store.engine.timezone)]
         if stmt.returns_rows:
@@ -356,7 +357,7 @@ class _Handler(BaseHTTPRequestHandler):
         return codec.pick_encoding(self.headers.get("Accept-Encoding"))
 
     def _answer(self, headers: list[tuple[str, str]], stats: Stats, parts: list[Any], fmt: str,
-                encoding: str | None, began: float, rewrite: codec.NativeRevision | None = None) -> None:
+                encoding: str | None, began: float, rewrite: NativeRevision | None = None) -> None:
         views: list[bytes | memoryview]
         views = [view for view in (part.get_memview().view() for part in parts) if len(view)]
         if rewrite is not None:
@@ -373,7 +374,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self, parts: list[Any], chunks: Iterator[Any], headers: list[tuple[str, str]],
                 fmt: str, encoding: str | None, began: float,
-                rewrite: codec.NativeRevision | None = None) -> None:
+                rewrite: NativeRevision | None = None) -> None:
         enc = codec.encoder(encoding) if encoding else None
         if enc is not None:
             headers.append(("Content-Encoding", encoding or ""))

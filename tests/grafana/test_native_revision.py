@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from streams.embedded.ch_errors import QueryError
-from streams.embedded.http_codec import BLOCK_INFO, NativeRevision, parse_params
+from streams.embedded.http_codec import parse_params
+from streams.embedded.native_revision import BLOCK_INFO, NativeRevision
 
 
 def _str(text: str) -> bytes:

@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit
 
-from streams.embedded.http_codec import _tuple_element, _type_args
+from streams.embedded.native_revision import _tuple_element, _type_args
 
 CLIENT_PROTOCOL_VERSION = 54460  # clickhouse-go lib/proto DBMS_TCP_PROTOCOL_VERSION
 REVISION_WITH_CUSTOM_SERIALIZATION = 54454
