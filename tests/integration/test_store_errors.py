@@ -8,6 +8,9 @@ stored once the store recovers.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
@@ -87,21 +90,38 @@ def test_a_store_never_migrated_is_retried_visibly_then_stored(namespace: Namesp
         admin.close()
 
 
-def test_too_many_parts_is_retried_and_shown_on_the_board(namespace: Namespace) -> None:
-    ns = namespace
-    client = connect(ns.store_url, ns.settings)
-    warm, held = [comment(i) for i in range(10)], [comment(i) for i in range(10, 60)]
+def publish(pub: Publisher, payloads: list[bytes]) -> None:
+    for payload in payloads:
+        pub.add("reddit", payload, "test")
+    pub.flush()
+
+
+@contextmanager
+def stalled_sink(ns: Namespace, client, break_store: str, held: int) -> Iterator[list[bytes]]:  # type: ignore[no-untyped-def]
+    """In a worker: a warm batch stored, then the store broken by ``break_store`` and ``held``
+    more payloads published. The block watches the stall, mends the store and drains; on the
+    way out every payload, warm and held, must be stored exactly once. Yields the warm ones."""
+    warm, later = [comment(i) for i in range(10)], [comment(i) for i in range(10, 10 + held)]
     pub = Publisher(ns.settings, ns.broker_url)
     try:
         with ns.worker():
-            for payload in warm:
-                pub.add("reddit", payload, "test")
-            pub.flush()
+            publish(pub, warm)
             ns.drain()
-            client.command("ALTER TABLE interactions MODIFY SETTING max_parts_in_total = 1")
-            for payload in held:
-                pub.add("reddit", payload, "test")
-            pub.flush()
+            client.command(break_store)
+            publish(pub, later)
+            yield warm
+    finally:
+        pub.close()
+    final, keys = stored_keys(ns)
+    want = expected_keys(ns, warm + later)
+    assert final == len(want) and keys == want, ns.log_tail()
+
+
+def test_too_many_parts_is_retried_and_shown_on_the_board(namespace: Namespace) -> None:
+    ns = namespace
+    client = connect(ns.store_url, ns.settings)
+    try:
+        with stalled_sink(ns, client, "ALTER TABLE interactions MODIFY SETTING max_parts_in_total = 1", 50) as warm:
 
             def stalled() -> list[dict]:
                 return [s for s in read_board(client).stalls if s["stage"] == "sink"]
@@ -112,11 +132,7 @@ def test_too_many_parts_is_retried_and_shown_on_the_board(namespace: Namespace) 
             client.command("ALTER TABLE interactions MODIFY SETTING max_parts_in_total = 100000")
             ns.drain()
             wait_until(lambda: not stalled(), timeout_s=30)  # the next flush says "ok"
-        final, keys = stored_keys(ns)
-        want = expected_keys(ns, warm + held)
-        assert final == len(want) and keys == want, ns.log_tail()
     finally:
-        pub.close()
         client.close()
 
 
@@ -126,18 +142,8 @@ def test_a_stall_shows_its_error_code_on_the_board_and_the_pipeline_grafana_boar
     client = connect(ns.store_url, ns.settings)
     grafana = GrafanaClickHouse(ns.store_url, ns.settings.store_database)
     grafana.connect()
-    warm, held = [comment(i) for i in range(10)], [comment(i) for i in range(10, 40)]
-    pub = Publisher(ns.settings, ns.broker_url)
     try:
-        with ns.worker():
-            for payload in warm:
-                pub.add("reddit", payload, "test")
-            pub.flush()
-            ns.drain()
-            client.command("RENAME TABLE interactions TO interactions_away")
-            for payload in held:
-                pub.add("reddit", payload, "test")
-            pub.flush()
+        with stalled_sink(ns, client, "RENAME TABLE interactions TO interactions_away", 30):
 
             def board_stalls() -> list[dict]:
                 try:  # until a flush records the stall, the board cannot read its figures
@@ -155,11 +161,7 @@ def test_a_stall_shows_its_error_code_on_the_board_and_the_pipeline_grafana_boar
             client.command("RENAME TABLE interactions_away TO interactions")
             ns.drain()
             wait_until(lambda: not grafana.query(sql.STALLED_STAGES.sql).rows, timeout_s=30)
-        final, keys = stored_keys(ns)
-        want = expected_keys(ns, warm + held)
-        assert final == len(want) and keys == want, ns.log_tail()
     finally:
-        pub.close()
         client.close()
 
 
