@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console, Group
 from rich.live import Live
 
-from streams.board.agents import agent_lines, agents_table, read_agents
+from streams.board.ingest_status import ingest_status_lines, ingest_status_table, read_ingest_status
 from streams.board.queries import read_board
 from streams.board.render import render, summary_lines
 from streams.clients import ClientsFile, load_clients
@@ -103,7 +103,8 @@ def _run_demo(settings: Settings, clients: ClientsFile, *, duration: float | Non
                 while duration is None or time.monotonic() - started < duration:
                     stack.check()
                     if time.monotonic() >= next_print:
-                        lines = summary_lines(read_board(client), clients) + agent_lines(read_agents(stack.data_dir))
+                        ingest_lines = ingest_status_lines(read_ingest_status(stack.data_dir))
+                        lines = summary_lines(read_board(client), clients) + ingest_lines
                         for line in lines:
                             out.print(f"t={time.monotonic() - started:.0f}s {line}", highlight=False)
                         next_print = time.monotonic() + 5
@@ -113,8 +114,8 @@ def _run_demo(settings: Settings, clients: ClientsFile, *, duration: float | Non
                     while duration is None or time.monotonic() - started < duration:
                         stack.check()
                         board = render(read_board(client), clients, time.monotonic() - started)
-                        agents = read_agents(stack.data_dir)
-                        live.update(Group(board, agents_table(agents)) if agents else board)
+                        statuses = read_ingest_status(stack.data_dir)
+                        live.update(Group(board, ingest_status_table(statuses)) if statuses else board)
                         time.sleep(1.0)
         except KeyboardInterrupt:
             pass

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import orjson
 
-from streams.board.agents import agent_lines, agents_table, read_agents
+from streams.board.ingest_status import ingest_status_lines, ingest_status_table, read_ingest_status
 
 
 def test_agents_are_read_from_status_files_and_stale_ones_flagged(tmp_path: Path) -> None:
@@ -15,14 +15,14 @@ def test_agents_are_read_from_status_files_and_stale_ones_flagged(tmp_path: Path
     (folder / "x.json").write_bytes(orjson.dumps({"name": "x", "state": "backoff", "last_error": "HTTP 429",
                                                   "updated_at": now - 600}))
     (folder / "broken.json").write_bytes(b"{not json")
-    agents = read_agents(tmp_path)
+    agents = read_ingest_status(tmp_path)
     assert [a["name"] for a in agents] == ["bluesky", "x"]
     assert agents[1]["state"] == "stale"
-    lines = agent_lines(agents)
+    lines = ingest_status_lines(agents)
     assert lines[0] == "agent=bluesky state=connected lag=1.2s events_per_s=12.0 published=40 last_error=-"
     assert "last_error=HTTP 429" in lines[1]
-    assert agents_table(agents).row_count == 2
+    assert ingest_status_table(agents).row_count == 2
 
 
 def test_no_status_folder_means_no_agents(tmp_path: Path) -> None:
-    assert read_agents(tmp_path) == []
+    assert read_ingest_status(tmp_path) == []

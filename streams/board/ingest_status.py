@@ -17,8 +17,8 @@ from rich.table import Table
 STALE_AFTER_S = 30.0
 
 
-def read_agents(data_dir: Path) -> list[dict[str, Any]]:
-    """Every agent's last status, oldest-name first; unreadable files are skipped."""
+def read_ingest_status(data_dir: Path) -> list[dict[str, Any]]:
+    """Every ingest agent's last status, oldest-name first; unreadable files are skipped."""
     out: list[dict[str, Any]] = []
     for path in sorted((Path(data_dir) / "agents").glob("*.json")):
         try:
@@ -38,7 +38,7 @@ def _lag(status: dict[str, Any]) -> str:
     return "-" if lag is None else f"{float(lag):.1f}s"
 
 
-def agents_table(agents: list[dict[str, Any]]) -> Table:
+def ingest_status_table(agents: list[dict[str, Any]]) -> Table:
     table = Table(title="ingest agents", expand=True)
     for col in ("agent", "state", "lag", "events/s", "published", "last error"):
         table.add_column(col, overflow="ellipsis", no_wrap=True)
@@ -49,7 +49,7 @@ def agents_table(agents: list[dict[str, Any]]) -> Table:
     return table
 
 
-def agent_lines(agents: list[dict[str, Any]]) -> list[str]:
+def ingest_status_lines(agents: list[dict[str, Any]]) -> list[str]:
     return [f"agent={a.get('name')} state={a.get('state')} lag={_lag(a)} "
             f"events_per_s={float(a.get('events_per_s') or 0):.1f} published={int(a.get('published') or 0)} "
             f"last_error={a.get('last_error') or '-'}" for a in agents]
