@@ -1,6 +1,6 @@
 """Reading detection results back from the store and recomputing them (the tests and `rapport chaos`).
 
-The reference is :func:`streams.detect.batch.recompute` over the interactions and changes
+The reference is :func:`streams.detect.recompute.recompute` over the interactions and changes
 read back from the store, per account, at the account's final event-time watermark (its
 latest event time), which is where a replay of history leaves its deadlines.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client as StoreClient
 
 from streams.clients import ClientsFile
-from streams.detect.batch import recompute
+from streams.detect.recompute import recompute
 from streams.detect_io.queries import quote
 from streams.detect_io.tables import TABLES
 from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS, Change, Interaction

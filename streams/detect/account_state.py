@@ -7,7 +7,7 @@ changes seen plus the sweep watermark, never of their order, so:
 
 - replaying history, restarting (:meth:`AccountState.rebuild` from the stored
   interactions) and live processing all end with the same rows;
-- the reference recomputation in :mod:`streams.detect.batch` must agree with it, which
+- the reference recomputation in :mod:`streams.detect.recompute` must agree with it, which
   the property tests check for every arrival order.
 
 Work is split between the modules: :mod:`threads` files posts into threads,

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from streams.chaos.check import read_inputs, stored_rows
 from streams.clients import Client, ClientsFile, TrackedAccount
-from streams.detect.batch import recompute
+from streams.detect.recompute import recompute
 from streams.detect_io.engine import Batch, Detector
 from streams.detect_io.queries import DetectStore
 from streams.detect_io.tables import TABLES

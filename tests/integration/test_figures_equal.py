@@ -5,7 +5,7 @@ account), over the whole history and over a part of it, every figure shown by
 `rapport report` (its JSON output), by the terminal board (its summary lines) and by every
 Grafana figure panel (queries expanded and sent the way Grafana's datasource sends them)
 must be equal, figure by figure, and equal to the same figure computed in Python from
-:func:`streams.detect.batch.recompute` over the stored interactions (streams/chaos/check.py).
+:func:`streams.detect.recompute.recompute` over the stored interactions (streams/chaos/check.py).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from streams.board.queries import read_board
 from streams.board.render import summary_lines
 from streams.chaos.check import diff, expected_rows, read_inputs, stored_rows
 from streams.clients import PLATFORMS, load_clients
-from streams.detect.batch import recompute
+from streams.detect.recompute import recompute
 from streams.detect.rows import AlertRow, ConnectionRow, ConversationRow, ResponseRow, ThreadRow
 from streams.grafana import sql
 from streams.grafana.macros import TimeContext, expand

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from streams.clients import Client, TrackedAccount
 from streams.detect.account_state import AccountState
-from streams.detect.batch import recompute
 from streams.detect.business_time import BusinessCalendar
+from streams.detect.recompute import recompute
 from streams.detect.responses import ALERT_WITHDRAWN
 from streams.detect.rows import Updates
 from streams.interaction import Change, Interaction

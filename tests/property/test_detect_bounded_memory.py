@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from streams.detect.account_state import AccountState, PersonKey, StoredPerson
 from streams.detect.addressing import parent_of
-from streams.detect.batch import recompute
 from streams.detect.conversations import ConversationSummary
 from streams.detect.identity import canonical_id
+from streams.detect.recompute import recompute
 from streams.detect.rows import Updates
 from streams.detect.threads import declared_root
 from streams.interaction import SIGNAL_KINDS, Change, Interaction

@@ -11,8 +11,8 @@ from pathlib import Path
 from detect_builders import make_client, make_delete, make_msg
 
 from streams.detect.account_state import AccountState, StoredPerson
-from streams.detect.batch import recompute
 from streams.detect.conversations import ConversationSummary
+from streams.detect.recompute import recompute
 from streams.detect.rows import (
     AlertRow,
     ConnectionRow,
