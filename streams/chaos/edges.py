@@ -207,6 +207,32 @@ def _webhook_time(body: bytes) -> int:
         return 0
 
 
+async def send_released(ws: ServerConnection, more: asyncio.Event, start: int, released: Callable[[], int],
+                        message: Callable[[int], str], sent: Callable[[int], bool]) -> None:
+    """One Jetstream connection's serve loop: send events ``start`` up to ``released()``, then
+    wait until ``more`` is set (more released) or the client goes away, until the connection
+    closes. ``sent(n)`` hears of each send once it is done (``n`` events sent from 0), so a
+    count of served events never includes one a closed connection did not take; it returns
+    False after it ended the connection itself. Shared with the ingest tests' fake Jetstream."""
+    i = start
+    closed = asyncio.ensure_future(ws.wait_closed())
+    try:
+        while not closed.done():
+            while i < released():
+                await ws.send(message(i))
+                i += 1
+                if not sent(i):
+                    return
+            more.clear()
+            waiting = asyncio.ensure_future(more.wait())
+            await asyncio.wait([waiting, closed], return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
+    except ConnectionClosed:
+        pass
+    finally:
+        closed.cancel()
+
+
 class FakeJetstream:
     """A loopback Jetstream ``/subscribe``: events are released over the span (``added``), and a
     connection gets every released event from its ``cursor`` on (all of them without one)."""
@@ -297,23 +323,14 @@ class FakeJetstream:
 
     async def _handler(self, ws: ServerConnection) -> None:
         cursor = self._asked.pop(id(ws), None)
-        i = 0 if cursor is None else bisect.bisect_left(self.times, cursor)
         assert self._more is not None
-        closed = asyncio.ensure_future(ws.wait_closed())
-        try:
-            while not closed.done():
-                while i < self.released:
-                    await ws.send(self.lines[i].decode())
-                    i += 1
-                    self.served = max(self.served, i)
-                self._more.clear()
-                more = asyncio.ensure_future(self._more.wait())
-                await asyncio.wait([more, closed], return_when=asyncio.FIRST_COMPLETED)
-                more.cancel()
-        except ConnectionClosed:
-            pass
-        finally:
-            closed.cancel()
+
+        def sent(i: int) -> bool:
+            self.served = max(self.served, i)
+            return True
+
+        await send_released(ws, self._more, 0 if cursor is None else bisect.bisect_left(self.times, cursor),
+                            lambda: self.released, lambda i: self.lines[i].decode(), sent)
 
     def published_keys(self, clients: ClientsFile, limit: int) -> set[str]:
         """Archive keys of the served events the Bluesky agent publishes: its relevance

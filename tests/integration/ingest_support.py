@@ -21,9 +21,9 @@ import orjson
 from aiohttp import web
 from kafka import KafkaConsumer, TopicPartition
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from streams.chaos.edges import send_released
 from streams.kafka_admin import bootstrap_of, high_watermarks
 from streams.topics import raw_topic
 from tests.support.stack import Namespace
@@ -188,28 +188,18 @@ class Jetstream:
         query = self.requests[-1]
         step = self._steps.pop(id(ws), "serve")
         cursor = int(query["cursor"][0]) if "cursor" in query else None
-        i = 0 if cursor is None else next((k for k, e in enumerate(self.events) if e["time_us"] >= cursor),
-                                          len(self.events))
-        sent = 0
-        closed = asyncio.ensure_future(ws.wait_closed())
-        try:
-            while not closed.done():
-                while i < len(self.events):
-                    if isinstance(step, tuple) and step[0] == "cut" and sent == step[1]:
-                        ws.transport.abort()  # a connection dying mid-stream, no close frame
-                        return
-                    await ws.send(orjson.dumps(self.events[i]).decode())
-                    i += 1
-                    sent += 1
-                    self.sent = max(self.sent, i)
-                self._more.clear()
-                more = asyncio.ensure_future(self._more.wait())
-                await asyncio.wait([more, closed], return_when=asyncio.FIRST_COMPLETED)
-                more.cancel()
-        except ConnectionClosed:
-            pass
-        finally:
-            closed.cancel()
+        start = 0 if cursor is None else next((k for k, e in enumerate(self.events) if e["time_us"] >= cursor),
+                                              len(self.events))
+
+        def sent(i: int) -> bool:
+            self.sent = max(self.sent, i)
+            if isinstance(step, tuple) and step[0] == "cut" and i - start == step[1]:
+                ws.transport.abort()  # a connection dying mid-stream, no close frame
+                return False
+            return True
+
+        await send_released(ws, self._more, start, lambda: len(self.events),
+                            lambda i: orjson.dumps(self.events[i]).decode(), sent)
 
     def add(self, events: list[dict[str, Any]]) -> None:
         self.events.extend(events)
