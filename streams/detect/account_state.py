@@ -586,6 +586,25 @@ class AccountState:
             out.update(k for k in keys if is_person(k[1]) and k[1] != account and k not in self._persons)
         return out
 
+    def deletes_to_look_up(self, interactions: Iterable[Interaction]) -> dict[str, list[str]]:
+        """Event ids, per platform, of new statuses whose delete memory may no longer hold.
+
+        Deletes of statuses not in memory are forgotten one horizon back
+        (:meth:`evict_idle`), and a rebuild loads unattributed ones only that far back; a
+        status that arrives later still (published again from the archive long after its
+        delete) must find its delete in the store, or it stays ``breached`` where it is
+        ``cancelled``. Only statuses older than what memory is sure of are named (usually
+        none), so this costs a store read only for such late arrivals.
+        """
+        out: dict[str, list[str]] = {}
+        for msg in interactions:
+            if (msg.kind in SIGNAL_KINDS or msg.account_id != self.account_id
+                    or not self.responses.may_miss_delete(msg.created_at)
+                    or self.book.post(msg.platform, msg.event_id) is not None):
+                continue
+            out.setdefault(msg.platform, []).append(msg.event_id)
+        return out
+
     def restore_persons(self, stored: Iterable[StoredPerson]) -> None:
         """Put evicted persons back as the store has them (before the batch that names them)."""
         for sp in stored:

@@ -132,6 +132,11 @@ class ResponseBook:
         self.watermark = NEVER
         self._records: dict[str, dict[str, Inbound]] = {}  # platform -> event id -> record
         self._deleted: dict[str, dict[str, int]] = {}  # platform -> event id -> delete time
+        self.deletes_known_from = NEVER
+        """Every delete at or after this time is in memory; an older one may have been
+        dropped (:meth:`forget_deletes`) or never loaded (a rebuild reads unattributed
+        deletes one horizon back), so a status older than this that arrives now must have
+        its delete looked up in the store (:meth:`may_miss_delete`)."""
         self._queue: list[tuple[int, Inbound]] = []
 
     def due_at(self, received_at: int) -> int:
@@ -167,6 +172,15 @@ class ResponseBook:
         if prev is None or at < prev:
             by_id[event_id] = at
         return self.get(platform, event_id)
+
+    def may_miss_delete(self, event_time: int) -> bool:
+        """Whether a delete of a status with this event time may be missing from memory.
+
+        A delete is never earlier than its status (its time is the platform's time of the
+        delete, or when it was seen gone), so a status at or after
+        :attr:`deletes_known_from` has every delete of it in memory.
+        """
+        return event_time < self.deletes_known_from
 
     def deleted_at(self, rec: Inbound) -> int | None:
         return self._deleted.get(rec.msg.platform, {}).get(rec.msg.id)
@@ -206,4 +220,6 @@ class ResponseBook:
                 if at < before_ms and event_id not in known:
                     del by_id[event_id]
                     dropped += 1
+        if dropped:
+            self.deletes_known_from = max(self.deletes_known_from, before_ms)
         return dropped

@@ -150,6 +150,9 @@ class Prepared:
     restores: dict[str, tuple[list[Interaction], list[Change]]] = field(default_factory=dict)
     persons: dict[str, list[StoredPerson]] = field(default_factory=dict)
     """Evicted persons the batch names again, per account, as the store holds them."""
+    deletes: dict[str, list[Change]] = field(default_factory=dict)
+    """Stored deletes of the batch's late statuses whose delete memory may have dropped,
+    per account (:meth:`AccountState.deletes_to_look_up`)."""
 
 
 @dataclass(slots=True)
@@ -263,7 +266,9 @@ class Detector:
                 out.loaded[key] = self.load(key, clock_ms)
         if batch is not None:
             for key, (msgs, _) in batch.by_key.items():
-                acc = self.accounts.get(key)
+                # An account rebuilt in this very call counts too: its rebuild may have read
+                # before the batch's insert, so the batch's late statuses were not in it.
+                acc = self.accounts.get(key) or (out.loaded[key].account if key in out.loaded else None)
                 if acc is None:
                     continue
                 book = acc.state.book
@@ -278,6 +283,11 @@ class Detector:
                                                   [person for p, person in wanted if p == platform])
                 if persons:
                     out.persons[key] = persons
+                deletes: list[Change] = []
+                for platform, ids in sorted(acc.state.deletes_to_look_up(msgs).items()):
+                    deletes += self.store.deletes(acc.client.id, acc.account_id, platform, ids)
+                if deletes:
+                    out.deletes[key] = deletes
         return out
 
     def load(self, key: str, clock_ms: int, store: DetectStore | None = None) -> Loaded:
@@ -297,6 +307,7 @@ class Detector:
         since = (clock_ms if wm == NEVER else wm) - self.horizon_ms
         changes = s.deletes(client.id, account_id, unattributed_on=platforms, unattributed_since_ms=since)
         state = AccountState(client, account_id, self.calendars[client.id], max_evicted=self.max_evicted)
+        state.responses.deletes_known_from = since  # older unattributed ones: looked up when needed
         messages = 0
         for page in s.interaction_pages(client.id, account_id, self.rebuild_page):
             page.sort(key=lambda m: (m.created_at, m.event_id))
@@ -381,7 +392,8 @@ class Detector:
                 restored, restored_changes = prepared.restores.get(key, ([], []))
                 if restored:
                     out.restored_threads += len(acc.state.needs_restore(msgs)) or 1
-                out.add(acc.state.apply([*restored, *msgs], [*restored_changes, *changes]))
+                late_deletes = prepared.deletes.get(key, [])
+                out.add(acc.state.apply([*restored, *msgs], [*restored_changes, *late_deletes, *changes]))
                 acc.event_wm = max(acc.event_wm, batch.latest.get(key, NEVER))
                 touched.append(acc)
             if batch.unattributed:
