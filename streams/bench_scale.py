@@ -21,6 +21,7 @@ the figures with their command).
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import tempfile
 import threading
@@ -170,32 +171,58 @@ def counts(client: Client) -> dict[str, int]:
     return {t: int(client.command(f"SELECT count() FROM {t} FINAL")) for t in COUNTED}  # type: ignore[arg-type]
 
 
+def has_store(data_dir: Path) -> bool:
+    """Whether a data dir holds a store already (a kept bench store: timed again, not refilled)."""
+    store = data_dir / "store"
+    return store.is_dir() and any(store.iterdir())
+
+
 def run_scale(settings: Settings, events: int, console: Console, days: float = 120.0, runs: int = 7,
-              seed: int = 14, timeout_s: float = 6 * 3600) -> dict[str, Any]:
-    """The whole bench (module docstring); returns and prints the JSON figures."""
-    with tempfile.TemporaryDirectory(prefix="rapport-bench-scale-") as tmp:
-        bench_settings = settings.model_copy(update={"data_dir": Path(tmp), "broker_url": None,
+              seed: int = 14, timeout_s: float = 6 * 3600, keep: Path | None = None) -> dict[str, Any]:
+    """The whole bench (module docstring); returns and prints the JSON figures.
+
+    With ``keep``, the stack lives in that directory and stays there: the first run backfills
+    it, a later run starts the kept store again (migrating it, as any store is on start) and
+    only times the queries, so a change of schema or SQL is timed before and after on one store.
+    """
+    with contextlib.ExitStack() as cleanup:
+        if keep is None:
+            data_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="rapport-bench-scale-")))
+        else:
+            data_dir = keep.resolve()
+            data_dir.mkdir(parents=True, exist_ok=True)
+        kept = keep is not None and has_store(data_dir)
+        bench_settings = settings.model_copy(update={"data_dir": data_dir, "broker_url": None,
                                                      "store_url": None})
+        publish_s = backfill_s = 0.0
+        rss_max_mb = 0.0
         with Stack(bench_settings, workers=0) as stack:
-            console.print(f"publishing {events:,} simulated events over {days:g} days, before any worker runs ...")
-            started = time.monotonic()
-            publish_history(bench_settings, stack.broker_url, events, days, seed,
-                            progress=lambda n: console.print(f"  {n:,} published"))
-            publish_s = time.monotonic() - started
-            console.print(f"published in {publish_s:,.0f}s; one worker backfills ...")
-            stages = [[bench_settings.topic(raw_topic(p)) for p in PLATFORMS], [bench_settings.topic(INTERACTIONS)]]
-            started = time.monotonic()
-            with RssSampler(lambda: [w.pid for w in stack.workers]) as rss:
-                stack.add_worker()
-                wait_drained(stack.broker_url, bench_settings.app_id, stages, timeout_s=timeout_s,
-                             alive=stack.alive)
-            backfill_s = time.monotonic() - started
+            if kept:
+                console.print(f"timing the kept store in {data_dir} (no backfill) ...")
+            else:
+                console.print(f"publishing {events:,} simulated events over {days:g} days, before any worker runs ...")
+                started = time.monotonic()
+                publish_history(bench_settings, stack.broker_url, events, days, seed,
+                                progress=lambda n: console.print(f"  {n:,} published"))
+                publish_s = time.monotonic() - started
+                console.print(f"published in {publish_s:,.0f}s; one worker backfills ...")
+                stages = [[bench_settings.topic(raw_topic(p)) for p in PLATFORMS],
+                          [bench_settings.topic(INTERACTIONS)]]
+                started = time.monotonic()
+                with RssSampler(lambda: [w.pid for w in stack.workers]) as rss:
+                    stack.add_worker()
+                    wait_drained(stack.broker_url, bench_settings.app_id, stages, timeout_s=timeout_s,
+                                 alive=stack.alive)
+                backfill_s = time.monotonic() - started
+                rss_max_mb = rss.max_mb
             client = connect(stack.store_url, bench_settings)
             reader = connect(stack.store_url, bench_settings, role="reader")
             try:
                 stored = counts(client)
-                console.print(f"backfilled in {backfill_s:,.0f}s: {stored}; timing every board query "
-                              f"({runs} runs, 7 and 90 days) ...")
+                if kept:
+                    events = stored["interactions"]
+                console.print(f"{'kept' if kept else f'backfilled in {backfill_s:,.0f}s'}: {stored}; timing every "
+                              f"board query ({runs} runs, 7 and 90 days) ...")
                 timed, errors = time_boards(reader, runs)
                 report = Timed("report", _time(lambda: collect(reader), runs))
                 board = Timed("board_refresh", _time(lambda: read_board(reader), runs))
@@ -206,11 +233,12 @@ def run_scale(settings: Settings, events: int, console: Console, days: float = 1
     worst = sorted(timed, key=lambda t: t.p95, reverse=True)
     result: dict[str, Any] = {
         "events": events,
+        "kept_store": kept,
         "days": days,
         "publish_s": round(publish_s, 1),
         "backfill_s": round(backfill_s, 1),
         "backfill_events_per_s": round(events / backfill_s, 1) if backfill_s else 0.0,
-        "worker_rss_max_mb": round(rss.max_mb, 1),
+        "worker_rss_max_mb": round(rss_max_mb, 1),
         "stored": stored,
         "queries": len(timed),
         "panels_p95_ms": max(t.p95 for t in panels),

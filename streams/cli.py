@@ -204,6 +204,9 @@ def bench(data_dir: DataDir = None, clients: ClientsOpt = None,
               "--scale", help="Instead: backfill months of traffic, then time every board query and the "
                               "report (streams/bench_scale.py).")] = False,
           runs: Annotated[int, typer.Option(min=1, help="--scale: runs of each query timed.")] = 7,
+          keep: Annotated[Path | None, typer.Option(
+              help="--scale: backfill into DIR and keep it there; a later run with the same DIR migrates the "
+                   "kept store and times it again, without a backfill.")] = None,
           ) -> None:
     """Measure raw consume, pipeline throughput and ingest->queryable latency (JSON line last)."""
     with _friendly():
@@ -218,7 +221,7 @@ def bench(data_dir: DataDir = None, clients: ClientsOpt = None,
         if scale:
             from streams.bench_scale import run_scale
 
-            run_scale(settings, events=events or 1_000_000, console=err, runs=runs)
+            run_scale(settings, events=events or 1_000_000, console=err, runs=runs, keep=keep)
             return
         from streams.bench import run_bench
 

@@ -27,6 +27,7 @@ import orjson
 from streams.agents.context import WorkerContext, durably, now_ms
 from streams.agents.envelopes import split_rows
 from streams.detect_io.engine import Batch, Detector, Output, Prepared
+from streams.detect_io.open_items import refresh_open_items, touched_keys
 from streams.detect_io.queries import DetectStore
 from streams.detect_io.rebuilds import Rebuilds
 from streams.detect_io.tables import TABLES
@@ -168,10 +169,16 @@ class Detection:
         await asyncio.gather(*(durably(partial(self.writers[table].write, table_rows), f"writing {table}",
                                        self.ctx.backoff(STAGE))
                                for table, table_rows in rows.items()))
+        # Both read the tables just written and write tables of their own. One after the other:
+        # they share one store client.
         if out.rollup_scope:
             await durably(partial(self.store.recompute_rollup, out.version, out.rollup_accounts,
                                   out.rollup_minutes), "recomputing activity_minutely",
                           self.ctx.backoff(STAGE))
+        open_keys = touched_keys(out.collector.rows, out.message_ids)
+        if out.rollup_accounts or open_keys:
+            await durably(partial(refresh_open_items, self.store, out.version, out.rollup_accounts, open_keys),
+                          "recomputing open_items", self.ctx.backoff(STAGE))
 
     async def _publish(self, out: Output) -> None:
         futures = []

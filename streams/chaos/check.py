@@ -16,8 +16,9 @@ from clickhouse_connect.driver.client import Client as StoreClient
 
 from streams.clients import ClientsFile
 from streams.detect.recompute import recompute
+from streams.detect_io.open_items import expected_open_items, interaction_texts, stored_open_items
 from streams.detect_io.queries import quote
-from streams.detect_io.tables import TABLES
+from streams.detect_io.tables import OPEN_ITEMS_TABLE, TABLES
 from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS, Change, Interaction
 
 Rows = dict[str, set[tuple[Any, ...]]]
@@ -74,8 +75,9 @@ class TableDiff:
 
 
 def table_diff(clients: ClientsFile, client: StoreClient, limit: int = 5) -> str:
-    """:func:`expected_rows` against :func:`stored_rows` and the rollup against its truth,
-    one tracked account at a time, so memory holds one account's inputs and rows, never
+    """:func:`expected_rows` against :func:`stored_rows`, the rollup against its truth and the
+    open items against the expected rows' open set, one tracked account at a time, so
+    memory holds one account's inputs and rows, never
     the store's (a million-event run). Empty when equal."""
     out = TableDiff()
     unattributed = [Change(*(_ms(v) for v in row)) for row in client.query(
@@ -100,6 +102,9 @@ def table_diff(clients: ClientsFile, client: StoreClient, limit: int = 5) -> str
         for spec in TABLES:
             out.add(spec.name, want[spec.name], got[spec.name], limit)
         out.add("activity_minutely", rollup_truth(client, where), rollup_rows(client, where), limit)
+        out.add(OPEN_ITEMS_TABLE, expected_open_items(want["responses"], want["alerts"],
+                                                      interaction_texts(client, where)),
+                stored_open_items(client, where), limit)
     others = " AND ".join(f"NOT ({account_where(c, a)})" for c, a in sorted(tracked)) or "1"
     for spec in TABLES:  # rows of accounts nobody tracks are unexpected
         out.add(spec.name, set(), stored_rows(client, others)[spec.name], limit)

@@ -163,6 +163,9 @@ class Output:
     collector: Collector = field(default_factory=Collector)
     rollup_accounts: set[AccountScope] = field(default_factory=set)
     rollup_minutes: dict[MinuteScope, set[int]] = field(default_factory=lambda: defaultdict(set))
+    message_ids: dict[MinuteScope, set[str]] = field(default_factory=lambda: defaultdict(set))
+    """Event ids of the batch's messages: a stored message that came again (another version,
+    a handle now known) changes its open item's text, whether or not detection rows change."""
     restored_threads: int = 0
 
     def add(self, updates: Updates) -> None:
@@ -389,6 +392,8 @@ class Detector:
                 if acc is None:
                     continue
                 acc.state.restore_persons(prepared.persons.get(key, ()))
+                for m in msgs:
+                    out.message_ids[(m.client_id, m.account_id, m.platform)].add(m.event_id)
                 restored, restored_changes = prepared.restores.get(key, ([], []))
                 if restored:
                     out.restored_threads += len(acc.state.needs_restore(msgs)) or 1

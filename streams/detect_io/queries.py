@@ -25,7 +25,7 @@ from clickhouse_connect.driver.client import Client as StoreClient
 from streams.detect.account_state import StoredPerson
 from streams.detect.conversations import ConversationSummary
 from streams.detect.responses import NEVER
-from streams.detect_io.tables import ROLLUP_TABLE, TABLES, Row, StoreKey, TableSpec, store_key
+from streams.detect_io.tables import OPEN_ITEMS_TABLE, ROLLUP_TABLE, TABLES, Row, StoreKey, TableSpec, store_key
 from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS, SIGNAL_KINDS, Change, Interaction
 from streams.store.bounded import DEFAULT_MAX_QUERY_BYTES
 
@@ -325,7 +325,7 @@ class DetectStore:
 
     def max_version(self, client_id: str, account_id: str) -> int:
         parts = [f"SELECT max(version) AS v FROM {t} WHERE {_account(client_id, account_id)}"
-                 for t in (*(spec.name for spec in TABLES), ROLLUP_TABLE)]
+                 for t in (*(spec.name for spec in TABLES), ROLLUP_TABLE, OPEN_ITEMS_TABLE)]
         rows = self.rows("SELECT max(v) FROM (" + " UNION ALL ".join(parts) + ")")
         return int(rows[0][0] or 0) if rows else 0
 

@@ -75,6 +75,8 @@ RESPONSES = TableSpec("responses", ResponseRow, own_flag=False)
 ALERTS = TableSpec("alerts", AlertRow, own_flag=False)
 TABLES: tuple[TableSpec, ...] = (THREADS, CONVERSATIONS, CONNECTIONS, RESPONSES, ALERTS)
 ROLLUP_TABLE = "activity_minutely"
+OPEN_ITEMS_TABLE = "open_items"
+"""Recomputed from ``responses``/``alerts`` FINAL for the keys a step wrote (streams/detect_io/open_items.py)."""
 
 
 def store_key(row: Row) -> StoreKey:

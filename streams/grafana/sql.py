@@ -101,35 +101,20 @@ of deadline: summed over the range, each equals the report's figure for that ran
 # --- client board -----------------------------------------------------------------------------
 _KEY = "client_id, account_id, platform, event_id"
 QUEUE_ROWS = 500
-_QUEUE_FIRST = f"""SELECT {_KEY}, received_at, due_at, status
-      FROM responses FINAL
-      WHERE {SCOPE} AND {figures.UNANSWERED}
-      ORDER BY due_at, {_KEY}
-      LIMIT {QUEUE_ROWS}"""
-"""The queue's rows: the first unanswered responses by deadline (ties by the sort key, so the
-join below and the outer order pick the same ones)."""
-
 UNANSWERED_QUEUE = _q("unanswered_queue", f"""
-SELECT r.platform AS platform, r.account_id AS account_id, i.author_handle AS who,
-       {one_line_sql("i.text", PANEL_TEXT_CHARS)} AS what,
-       r.received_at AS received_at, dateDiff('second', r.received_at, now()) AS age_s,
-       dateDiff('second', now(), r.due_at) AS due_in_s, r.status AS status, i.url AS link
-FROM ({_QUEUE_FIRST}) AS r
-LEFT JOIN (SELECT {_KEY}, argMax(author_handle, version) AS author_handle,
-                  argMax(text, version) AS text, argMax(url, version) AS url
-           FROM interactions
-           WHERE {SCOPE} AND ({_KEY}) IN (SELECT {_KEY} FROM ({_QUEUE_FIRST}))
-           GROUP BY {_KEY}) AS i
-    ON i.client_id = r.client_id AND i.account_id = r.account_id AND i.platform = r.platform
-   AND i.event_id = r.event_id
-ORDER BY r.due_at, r.client_id, r.account_id, r.platform, r.event_id
+SELECT platform, account_id, author_handle AS who, {one_line_sql("text", PANEL_TEXT_CHARS)} AS what,
+       received_at, dateDiff('second', received_at, now()) AS age_s,
+       dateDiff('second', now(), due_at) AS due_in_s, status, url AS link
+FROM open_items FINAL
+WHERE {SCOPE} AND {figures.UNANSWERED}
+ORDER BY due_at, {_KEY}
 LIMIT {QUEUE_ROWS}
 """, ("platform", "account_id", "who", "what", "received_at", "age_s", "due_in_s", "status", "link"),
-    all_time=("responses", "interactions"), tables=("responses", "interactions"))
-"""Only the shown rows' interactions are read, by their whole sort key (the primary index
-prunes to their granules), latest version by ``argMax`` (``interactions`` has no deletion
-flag, so that is what ``FINAL`` keeps): the same rows as joining ``interactions FINAL`` for
-every unanswered id, for the cost of 500 look-ups."""
+    all_time=("open_items",), tables=("open_items",))
+"""The first unanswered responses by deadline (ties by the sort key), from ``open_items``, which
+holds the unanswered responses with who wrote them, their text and link (migration 0012): the
+rows of ``responses FINAL`` filtered and joined with their ``interactions``, without reading
+every response ever received nor the interactions table."""
 
 ACTIVE_THREADS = _q("active_threads", f"""
 SELECT platform, account_id, root_id, posts, depth, participants, account_posts, first_at, last_at
@@ -257,15 +242,17 @@ STALLED_STAGES = _q("stalled_stages", STALLS_SQL, ("stage", "worker", "error_cod
                     client=False, tables=("pipeline_metrics",))
 
 # --- alert rules (no dashboard variables: one series per row, strings become labels) ----------
+# ``open_items`` holds every open alert (status breached) as ``alerts FINAL`` has it, status, time
+# and text (migration 0012): the rule reads the open set instead of every alert ever opened.
 ALERT_UNANSWERED = _q("alert_unanswered", f"""
 SELECT client_id, account_id, platform, event_id,
-       {one_line_sql("text", PANEL_TEXT_CHARS)} AS message,
+       {one_line_sql("alert_text", PANEL_TEXT_CHARS)} AS message,
        dateDiff('second', due_at, now()) / 60 AS overdue_minutes
-FROM alerts FINAL
-WHERE {figures.ALERT_OPEN} AND $__timeFilter(opened_at)
+FROM open_items FINAL
+WHERE {figures.OPEN_ITEM_ALERT_OPEN} AND $__timeFilter(opened_at)
 ORDER BY client_id, due_at
 """, ("client_id", "account_id", "platform", "event_id", "message", "overdue_minutes"), client=False,
-    tables=("alerts",))
+    tables=("open_items",))
 
 ALERT_STALLED = _q("alert_stalled", """
 SELECT if(reports = 0, 0, dateDiff('second', last_ingested, now()) / 60) AS silent_minutes

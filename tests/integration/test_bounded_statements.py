@@ -16,6 +16,7 @@ import pytest
 
 from streams.chaos.check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
 from streams.clients import load_clients
+from streams.detect_io.open_items import expected_open_items, interaction_texts, refresh_open_items, stored_open_items
 from streams.detect_io.queries import DetectStore
 from streams.ingest.publisher import Publisher
 from streams.simulator.traffic import Simulator
@@ -67,6 +68,9 @@ def test_a_backlog_of_full_batches_is_stored_and_detected_under_a_tiny_statement
         problems = diff(expected_rows(clients, client), stored_rows(client))
         assert not problems, problems
         assert rollup_rows(client) == rollup_truth(client)
+        want = expected_rows(clients, client)
+        texts = interaction_texts(client)
+        assert stored_open_items(client) == expected_open_items(want["responses"], want["alerts"], texts)
     finally:
         client.close()
 
@@ -84,5 +88,7 @@ def test_every_detection_lookup_stays_under_the_bound_whatever_its_input(namespa
         assert store.deletes("acme", "did:plc:acme", "bluesky", ids) == []
         store.recompute_rollup(1, minutes={("acme", "did:plc:acme", "bluesky"): minutes})
         assert client.command("SELECT count() FROM activity_minutely") == 0
+        assert refresh_open_items(store, 1, (), {("acme", "did:plc:acme", "bluesky"): ids}) > 1
+        assert client.command("SELECT count() FROM open_items") == 0
     finally:
         client.close()

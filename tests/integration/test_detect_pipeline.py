@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer
 
 from streams.chaos.check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
 from streams.clients import load_clients
+from streams.detect_io.open_items import expected_open_items, interaction_texts, stored_open_items
 from streams.ingest.publisher import Publisher
 from streams.kafka_admin import bootstrap_of, high_watermarks
 from streams.simulator.traffic import Simulator
@@ -85,6 +86,8 @@ def test_simulated_traffic_matches_the_batch_recomputation(namespace: Namespace)
         assert returning > 0 and statuses["answered"] > 0 and statuses["breached"] > 0, (returning, statuses)
         assert alerts["breached"] > 0 and alerts["resolved"] > 0, alerts
         assert rollup_rows(client) == rollup_truth(client)
+        texts = interaction_texts(client)
+        assert stored_open_items(client) == expected_open_items(want["responses"], want["alerts"], texts)
         # Consumers of the output topics who keep the latest row per key see the tables.
         ids = ("client_id", "account_id", "platform")
         assert folded(read_topic(ns, "threads"), (*ids, "root_id"), ("retracted", True)) == got["threads"]

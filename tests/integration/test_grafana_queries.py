@@ -123,6 +123,23 @@ def _queue_matches_reference(client: Client, variables: dict[str, Any], ctx: Tim
         assert len(got) == min(rows, int(unanswered))  # type: ignore[arg-type]
 
 
+_ALERT_REFERENCE = f"""
+SELECT client_id, account_id, platform, event_id, {one_line_sql("text", PANEL_TEXT_CHARS)} AS message
+FROM alerts FINAL
+WHERE {figures.ALERT_OPEN} AND $__timeFilter(opened_at)
+ORDER BY ALL
+"""
+
+
+def _alert_rule_matches_reference(client: Client, ctx: TimeContext) -> None:
+    """The unanswered-mention rule (read from ``open_items``) fires for exactly the open alerts
+    of ``alerts FINAL`` in its window, with their text."""
+    rule = expand(sql.ALERT_UNANSWERED.sql, {}, ctx)
+    got = client.query(f"SELECT client_id, account_id, platform, event_id, message FROM ({rule}) ORDER BY ALL")
+    want = client.query(expand(_ALERT_REFERENCE, {}, ctx)).result_rows
+    assert got.result_rows == want and want
+
+
 def test_queries_on_simulated_traffic(namespace: Namespace) -> None:
     ns = namespace
     _publish(ns)
@@ -168,6 +185,7 @@ def test_queries_on_simulated_traffic(namespace: Namespace) -> None:
         assert {r["status"] for r in results["unanswered_queue"]} <= {"open", "breached"}
         assert all(r["who"] or r["what"] for r in results["unanswered_queue"]), "queue rows found no message"
         _queue_matches_reference(client, variables, ctx)
+        _alert_rule_matches_reference(client, ctx)
 
         # the client filter filters: one client's table has that client alone
         one = expand(sql.CLIENTS_TABLE.sql, {**variables, "client": [clients[0]]}, ctx)
