@@ -85,9 +85,13 @@ class ResumeBook:
 
 
 def reached(mark: Watermark, position: int | None, kept: bool) -> bool:
-    """Whether paging back (newest first) has reached what is safely behind: an item at or
-    before the watermark; without a watermark yet (a first run, an upgrade), the first item
-    already kept (archived, or published by this process)."""
+    """Whether paging back (newest first) has reached what is safely behind: an item older
+    than the watermark; without a watermark yet (a first run, an upgrade), the first item
+    already kept (archived, or published by this process).
+
+    Strictly older: positions are creation times (ms), and an item created in the very
+    millisecond of the watermark may have appeared after the agent read up to it, so the
+    items *at* the watermark are still read (the kept ones are skipped as usual)."""
     if mark.safe is not None:
-        return position is not None and position <= mark.safe
+        return position is not None and position < mark.safe
     return kept

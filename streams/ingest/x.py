@@ -13,7 +13,8 @@ post it published with a smaller id is confirmed in ``raw_events``,
 streams/ingest/watermark.py; without one yet, the largest post id archived, or before
 anything is archived the first id this process published), pages published as received (source
 ``stream`` for account rules, ``listen:<query>`` for listened ones; posts this process already
-published are left out of a page, the rest of it is kept as received). Recent search reaches
+published or the archive already holds are left out of a page, the rest of it is kept as
+received). Recent search reaches
 back seven days: an older cursor is replaced by ``start_time`` at that limit.
 """
 
@@ -31,6 +32,7 @@ import orjson
 
 from streams.clients import ClientsFile
 from streams.ingest.agent import Retry, Seen, epoch_of_iso, supervise
+from streams.ingest.cursors import X_POST_IDS
 from streams.ingest.httpio import TRANSIENT, check, checked_stream, get_json, http_client, json_lines
 from streams.ingest.publisher import payload_key
 from streams.ingest.resume import ResumeBook, resume_path
@@ -210,6 +212,15 @@ class XAgent:
         if numeric and self.first_published is None:
             self.first_published = min(numeric)
 
+    async def _unkept(self, ids: list[str]) -> list[str]:
+        """The posts of a search page neither published by this process nor archived: the
+        watermark lags behind what is archived (it only moves past what is confirmed in
+        order), so a search from it finds posts a previous process already had archived."""
+        fresh = [i for i in ids if i not in self.seen]
+        archived = await self.ctx.cursors.archived(PLATFORM, self.sources, X_POST_IDS, fresh) if fresh else set()
+        self.seen.update(archived)
+        return [i for i in fresh if i not in archived]
+
     async def backfill(self, client: httpx.AsyncClient, since_id: int) -> None:
         """Recent search for every rule, newer than ``since_id``; pages as received."""
         params_base: dict[str, Any] = {**FIELDS, "max_results": 100}
@@ -231,7 +242,7 @@ class XAgent:
                 doc = orjson.loads(response.content or b"{}")
                 ids = _post_ids(doc)
                 reach = max([reach, *(int(i) for i in ids if i.isdigit())])
-                fresh = [i for i in ids if i not in self.seen]
+                fresh = await self._unkept(ids)
                 if fresh:
                     self.seen.update(fresh)
                     for _ in fresh:

@@ -12,28 +12,22 @@ nothing else is.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import orjson
 import pytest
 
-from streams.embedded.broker import Broker
 from streams.ingest.publisher import payload_key
-from streams.kafka_admin import ensure_topics
 from streams.limits import payload_max_bytes
 from streams.settings import Settings
 from streams.store.client import connect
 from streams.store.migrations import migrate
-from streams.topics import full_names
 from tests.integration import ingest_support as fakes
 from tests.integration.test_ingest_agents import CLIENTS
-from tests.support.stack import REPO, unique_name
+from tests.support.broker_kill import Pieces
+from tests.support.stack import unique_name
 
 pytestmark = pytest.mark.e2e
 SEED = 20261202
@@ -55,59 +49,6 @@ class LiveJetstream(fakes.Jetstream):
         if "cursor" not in query and self.events:
             query["cursor"] = [str(self.events[-1]["time_us"] + 1)]
         return answer
-
-
-class Pieces:
-    """The broker, the worker and the agent; killed together, started together."""
-
-    def __init__(self, tmp: Path, settings: Settings, jetstream_url: str) -> None:
-        self.tmp, self.settings, self.jetstream_url = tmp, settings, jetstream_url
-        self.broker: Broker | None = None
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.starts = 0
-
-    def env(self) -> dict[str, str]:
-        s = self.settings
-        assert self.broker is not None
-        env = dict(os.environ)
-        env.update({"RAPPORT_BROKER_URL": self.broker.url, "RAPPORT_STORE_URL": str(s.store_url),
-                    "RAPPORT_DATA_DIR": str(s.data_dir), "RAPPORT_CLIENTS": str(s.clients),
-                    "RAPPORT_TOPIC_PREFIX": s.topic_prefix, "RAPPORT_STORE_DATABASE": s.store_database,
-                    "RAPPORT_APP_ID": s.app_id, "RAPPORT_PARTITIONS": str(s.partitions),
-                    "RAPPORT_BATCH_DELAY_S": "0.2", "RAPPORT_SUPERVISOR_PID": str(os.getpid()),
-                    "RAPPORT_BLUESKY_JETSTREAM_URL": self.jetstream_url, "RAPPORT_SPOOL_CONFIRM_S": "0.3",
-                    "RAPPORT_INGEST_REWIND_S": "0.5", "RAPPORT_INGEST_BACKOFF_INITIAL_S": "0.1",
-                    "RAPPORT_INGEST_BACKOFF_MAX_S": "1", "RAPPORT_PUBLISH_LINGER_S": "0.05"})
-        return env
-
-    def _spawn(self, args: list[str], name: str) -> None:
-        with open(self.tmp / f"{name}.log", "ab") as out:
-            self.procs.append(subprocess.Popen([sys.executable, "-m", "streams.cli", *args], stdout=out,
-                                               stderr=out, stdin=subprocess.DEVNULL, cwd=REPO, env=self.env(),
-                                               start_new_session=True))
-
-    def start(self) -> None:
-        self.starts += 1
-        self.broker = Broker(log_path=self.tmp / "broker.log")
-        self.broker.start()
-        ensure_topics(self.broker.url, full_names(self.settings), self.settings.partitions)
-        self._spawn(["worker"], "worker")
-        self._spawn(["ingest", "bluesky", "--data-dir", str(self.settings.data_dir),
-                     "--clients", str(self.settings.clients)], "agent")
-
-    def kill(self) -> None:
-        if self.broker is not None and self.broker.proc is not None:
-            self.broker.proc.send_signal(signal.SIGKILL)
-            self.broker.proc.wait()
-            self.broker.proc = None
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        self.procs = []
-
-    def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-2500:] for p in sorted(self.tmp.glob("*.log")))
 
 
 def archived_keys(settings: Settings) -> list[str]:
@@ -136,7 +77,7 @@ def test_jetstream_resume_leaves_no_gap_across_broker_kills(store_url: str, tmp_
 
     async def scenario() -> None:
         async with LiveJetstream() as server:
-            pieces = Pieces(tmp_path, settings, server.url)
+            pieces = Pieces(tmp_path, settings, "bluesky", {"RAPPORT_BLUESKY_JETSTREAM_URL": server.url})
 
             async def start() -> None:
                 before = server.connections

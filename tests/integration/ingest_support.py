@@ -13,6 +13,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -315,6 +316,11 @@ def _page(items: list[dict[str, Any]], limit: int, max_id: str | None) -> list[d
 
 # --- Mastodon: REST + server-sent events -------------------------------------------------------
 
+def _now_iso() -> str:
+    """Now, the way Mastodon writes ``created_at`` (ms): items made in one millisecond tie."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 ACME_ACCOUNT = {"id": "1001", "username": "acme", "acct": "acme", "display_name": "ACME"}
 
 
@@ -370,7 +376,7 @@ class Mastodon(HttpFake):
 
     def _status(self, author: dict[str, Any], text: str, **extra: Any) -> dict[str, Any]:
         ident = self._id()
-        return {"id": ident, "created_at": "2026-11-25T12:00:00.000Z", "in_reply_to_id": None,
+        return {"id": ident, "created_at": _now_iso(), "in_reply_to_id": None,
                 "in_reply_to_account_id": None, "visibility": "public", "language": "en",
                 "uri": f"https://social.example/statuses/{ident}", "url": f"https://social.example/@x/{ident}",
                 "content": f"<p>{text}</p>", "reblog": None, "account": author, "mentions": [], "tags": [],
@@ -384,7 +390,7 @@ class Mastodon(HttpFake):
         person = {"id": "2002", "username": "alice", "acct": "alice@other.example"}
         status = self._status(person, "@acme a question", in_reply_to_account_id="1001",
                               mentions=[{"id": "1001", "username": "acme", "acct": "acme"}])
-        note = {"id": self._id(), "type": "mention", "created_at": "2026-11-25T12:01:00.000Z",
+        note = {"id": self._id(), "type": "mention", "created_at": _now_iso(),
                 "account": person, "status": status}
         self.notifications.append(note)
         self._send("user", "notification", orjson.dumps(note).decode())

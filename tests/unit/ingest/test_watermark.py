@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.ingest.resume import ResumeBook
+from streams.ingest.resume import ResumeBook, reached
 from streams.ingest.watermark import Watermark
 
 
@@ -96,3 +96,16 @@ def test_confirm_once_asks_the_archive_per_key(tmp_path: Path) -> None:
         mark.covered(pos)
     asyncio.run(book.confirm_once(Archive()))  # type: ignore[arg-type]
     assert mark.safe == 1 and mark.pending() == ["b"]
+
+
+def test_paging_back_reads_the_items_created_in_the_watermarks_own_millisecond() -> None:
+    # Read up to t=500 (the item there archived); another item created at t=500 appears later.
+    mark = Watermark()
+    mark.published(500, "first")
+    mark.covered(500)
+    mark.confirm(["first"])
+    assert mark.safe == 500
+    assert not reached(mark, 500, kept=False), "the newcomer of the same millisecond would be skipped"
+    assert not reached(mark, 500, kept=True)  # a kept one is skipped, paging goes on
+    assert reached(mark, 499, kept=False)
+    assert not reached(Watermark(), 400, kept=False) and reached(Watermark(), 400, kept=True)
