@@ -26,7 +26,7 @@ from streams.detect_io.open_items import (
 from streams.detect_io.queries import DetectStore
 from streams.detect_io.tables import ALERTS, RESPONSES
 from streams.ingest.publisher import Publisher
-from streams.ingest.simulate import Simulator
+from streams.simulator.traffic import Simulator
 from streams.store.client import connect
 from streams.store.migrations import MIGRATIONS_DIR, migrate
 from tests.support.stack import Namespace, unique_name, wait_until
