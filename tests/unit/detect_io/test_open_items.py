@@ -9,7 +9,7 @@ from streams.detect.rows import AlertRow, ResponseRow, Updates
 from streams.detect_io.open_items import OPEN_ROW_COLUMNS, expected_open_items, refresh_sql, scopes, touched_keys
 from streams.detect_io.queries import chunked, quote_list
 from streams.detect_io.tables import Collector
-from tests.unit.test_detect_tables import ddl
+from tests.unit.detect_io.test_detect_tables import ddl
 
 
 def test_ddl_is_keyed_as_responses_with_a_deletion_flag_and_cleanup_merges() -> None:
