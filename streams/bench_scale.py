@@ -37,6 +37,7 @@ from rich.console import Console
 
 from streams.board.queries import read_board
 from streams.clients import PLATFORMS, load_clients
+from streams.contracts.topics import INTERACTIONS, raw_topic
 from streams.drain import wait_drained
 from streams.embedded.supervisor import Stack
 from streams.grafana import sql
@@ -47,7 +48,6 @@ from streams.report import collect
 from streams.resources import example_clients
 from streams.settings import Settings
 from streams.store.client import connect
-from streams.topics import INTERACTIONS, raw_topic
 
 RANGES = {"7d": timedelta(days=7), "90d": timedelta(days=90)}
 POINTS = 1000  # Grafana's interval: the range over about a panel's width in pixels

@@ -1,7 +1,7 @@
 """One-shot commands of the scale-out stack (docker-compose.yml), runnable as
 ``python -m streams.deploy_cmds create-topics|ping``.
 
-* ``create-topics``: wait for the broker, then create every topic of :mod:`streams.topics` with
+* ``create-topics``: wait for the broker, then create every topic of :mod:`streams.contracts.topics` with
   the configured prefix, partitions (``RAPPORT_PARTITIONS``) and replication
   (``RAPPORT_REPLICATION_FACTOR``); existing topics are kept (a changed partition count would move
   account keys between partitions) and a mismatch is reported.
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sys
 import urllib.request
 
+from streams.contracts.topics import full_names
 from streams.settings import Settings, load_settings
-from streams.topics import full_names
 
 
 def create_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:

@@ -23,6 +23,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from streams.contracts.topics import full_names
 from streams.embedded.broker import Broker
 from streams.ingest.publisher import payload_key
 from streams.kafka_admin import ensure_topics
@@ -30,7 +31,6 @@ from streams.limits import payload_max_bytes
 from streams.settings import Settings
 from streams.store.client import connect
 from streams.store.migrations import migrate
-from streams.topics import full_names
 from tests.integration import ingest_support as fakes
 from tests.integration.test_ingest_agents import CLIENTS
 from tests.support.stack import REPO, unique_name
