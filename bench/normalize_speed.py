@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 
 from streams.clients import load_clients
+from streams.contracts.headers import HEADER_RECEIVED_AT, HEADER_SOURCE, HEADER_VIA_ACCOUNT
 from streams.normalize.base import AccountIndex
 from streams.normalize.records import RawRecord, normalize_records
 from streams.simulator.traffic import Simulator
@@ -30,7 +31,7 @@ def main(n: int) -> None:
     for (platform, source, via), bodies in groups.items():
         for i in range(0, len(bodies), 200):
             value = b"[" + b",".join(bodies[i:i + 200]) + b"]"
-            headers = {"source": source, "received_at": "1790000000000", "via_account": via}
+            headers = {HEADER_SOURCE: source, HEADER_RECEIVED_AT: "1790000000000", HEADER_VIA_ACCOUNT: via}
             records.append(RawRecord("t", 0, i, platform, value, headers, 1))
     index = AccountIndex.build(clients)
     best = 0.0

@@ -30,13 +30,13 @@ import orjson
 from aiohttp import web
 from pydantic import SecretStr
 
+from streams.contracts.topics import full_names
 from streams.embedded.broker import Broker
 from streams.ingest.agent import Outbox, Status
 from streams.ingest.spool import Spool
 from streams.ingest.webhooks import Receiver
 from streams.kafka_admin import ensure_topics
 from streams.settings import Settings
-from streams.topics import full_names
 
 SECRET = "bench-secret"
 

@@ -33,6 +33,8 @@ import orjson
 from rich.console import Console
 
 from streams.clients import PLATFORMS, load_clients
+from streams.contracts.headers import HEADER_RECEIVED_AT, HEADER_SOURCE, HEADER_VIA_ACCOUNT
+from streams.contracts.topics import INTERACTIONS, raw_topic
 from streams.detect.account_state import AccountState
 from streams.detect.business_time import BusinessCalendar
 from streams.detect_io.engine import Batch
@@ -46,7 +48,6 @@ from streams.resources import example_clients
 from streams.settings import Settings
 from streams.simulator.traffic import SimEvent, Simulator
 from streams.store.client import connect
-from streams.topics import INTERACTIONS, raw_topic
 
 DEFAULT_CLIENTS = example_clients()
 
@@ -187,7 +188,8 @@ def bytes_per_thread(settings: Settings, events: list[SimEvent]) -> float:
     clients = load_clients(settings.clients or DEFAULT_CLIENTS)
     index = AccountIndex.build(clients)
     records = [RawRecord("bench", 0, i, e.platform, orjson.dumps(e.payload),
-                         {"source": e.source, "received_at": str(e.event_ms), "via_account": e.via_account or ""},
+                         {HEADER_SOURCE: e.source, HEADER_RECEIVED_AT: str(e.event_ms),
+                          HEADER_VIA_ACCOUNT: e.via_account or ""},
                          e.event_ms) for i, e in enumerate(events)]
     batch = Batch.of(normalize_records(records, index, 0).envelopes.values())
     tracked = {f"{c.id}:{a.account_id}": c for c, a in clients.accounts()}

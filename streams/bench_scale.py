@@ -38,6 +38,7 @@ from rich.console import Console
 
 from streams.board.queries import read_board
 from streams.clients import PLATFORMS, load_clients
+from streams.contracts.topics import INTERACTIONS, raw_topic
 from streams.drain import wait_drained
 from streams.embedded.supervisor import Stack
 from streams.grafana import sql
@@ -48,7 +49,6 @@ from streams.resources import example_clients
 from streams.settings import Settings
 from streams.simulator.traffic import Simulator
 from streams.store.client import connect
-from streams.topics import INTERACTIONS, raw_topic
 
 RANGES = {"7d": timedelta(days=7), "90d": timedelta(days=90)}
 POINTS = 1000  # Grafana's interval: the range over about a panel's width in pixels

@@ -27,13 +27,13 @@ import orjson
 from rich.console import Console
 
 from streams.clients import PLATFORMS, load_clients
+from streams.contracts.topics import INTERACTIONS, raw_topic
 from streams.drain import wait_drained
 from streams.embedded.supervisor import Stack
 from streams.ingest.publisher import Publisher
 from streams.resources import example_clients
 from streams.settings import Settings
 from streams.simulator.traffic import Simulator
-from streams.topics import INTERACTIONS, raw_topic
 
 DAY_MS = 86_400_000
 MB = 1024 * 1024

@@ -47,8 +47,8 @@ def up(data_dir: DataDir = None, clients: ClientsOpt = None,
 def broker(data_dir: DataDir = None, clients: ClientsOpt = None,
            port: Annotated[int, typer.Option(help="Port (default: a free one).")] = 0) -> None:
     """Run the embedded Kafka-protocol broker (Tansu); prints its URL first."""
+    from streams.contracts.topics import full_names
     from streams.embedded.broker import run_broker
-    from streams.topics import full_names
 
     with _friendly():
         settings = _settings(data_dir, clients)

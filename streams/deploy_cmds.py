@@ -2,7 +2,7 @@
 CLI, which mounts every command: :mod:`streams.cli`).
 
 * ``rapport topics`` (:func:`create_topics`): wait for the broker, then create every topic of
-  :mod:`streams.topics` with the configured prefix, partitions (``RAPPORT_PARTITIONS``) and replication
+  :mod:`streams.contracts.topics` with the configured prefix, partitions (``RAPPORT_PARTITIONS``) and replication
   (``RAPPORT_REPLICATION_FACTOR``); existing topics are kept (a changed partition count would move
   account keys between partitions) and a mismatch is reported.
 * ``rapport ping`` (:func:`ping`): exit 0 when the broker and the store answer (the workers'
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import urllib.request
 
+from streams.contracts.topics import full_names
 from streams.settings import Settings
-from streams.topics import full_names
 
 
 def create_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:

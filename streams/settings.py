@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     record_max_bytes: int = Field(
         1_048_576, ge=65_536,
         description="The broker's record limit (bytes); the compose broker's message.max.bytes.")
+    envelope_version: int = Field(
+        2, ge=1, le=2,
+        description="Format of the rapport.interactions envelopes the normalizer writes (workers read 1 and 2): "
+                    "1 while workers of a release that reads only 1 still run (a rolling upgrade).")
     log_level: str = "INFO"
     supervisor_pid: int | None = Field(
         None, description="Set by the starting Rapport process: stop once it is gone (not for users).")

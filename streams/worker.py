@@ -34,9 +34,9 @@ def run_worker(settings: Settings, clients: ClientsFile, broker_url: str, store_
     from faust.types import TP
 
     from streams.agents import detect, normalize, sink
-    from streams.agents import metrics as metrics_mod
     from streams.agents.context import WorkerContext, durably
     from streams.app import create_app
+    from streams.contracts.tables import PIPELINE_METRICS
     from streams.embedded.lifecycle import signal_ready
     from streams.store.writer import TableWriter
 
@@ -48,8 +48,7 @@ def run_worker(settings: Settings, clients: ClientsFile, broker_url: str, store_
     ctx = WorkerContext(settings, clients, store_url, worker_id)
     normalize.register(app, ctx)
     sink.register(app, ctx, detect.register(app, ctx))
-    metrics_writer = TableWriter(ctx.store(), "pipeline_metrics", metrics_mod.COLUMNS,
-                                 ("minute", "written_at"), None, 10_000)
+    metrics_writer = TableWriter.for_spec(ctx.store(), PIPELINE_METRICS, 10_000)
 
     def highwater(topic: str, partition: int) -> int | None:
         try:

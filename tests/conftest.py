@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from streams.contracts.topics import full_names
 from streams.embedded.broker import Broker
 from streams.kafka_admin import ensure_topics
 from streams.settings import Settings
 from streams.store.migrations import migrate
-from streams.topics import full_names
 from tests.support.procs import RUN_VAR, kill_all, wait_gone
 from tests.support.stack import REPO, Namespace, stop_process, unique_name
 

@@ -26,14 +26,15 @@ import orjson
 
 from streams.agents.context import WorkerContext, durably, now_ms
 from streams.agents.envelopes import split_rows
+from streams.contracts.envelopes import Envelope
+from streams.contracts.topics import INTERACTIONS, THREADS
 from streams.detect_io.engine import Batch, Detector, Output, Prepared
 from streams.detect_io.open_items import refresh_open_items, touched_keys
 from streams.detect_io.queries import DetectStore
 from streams.detect_io.rebuilds import Rebuilds
-from streams.detect_io.tables import TABLES
+from streams.detect_io.tables import PUBLISHED, TABLES
 from streams.limits import record_budget
 from streams.store.writer import TableWriter
-from streams.topics import ALERTS, CONVERSATIONS, INTERACTIONS, THREADS
 
 log = logging.getLogger(__name__)
 STAGE = "detect"
@@ -65,13 +66,13 @@ class Detection:
                                  rebuild_page=settings.rebuild_page)
         self.rebuilds = Rebuilds(self._rebuild)
         # One client per table: the inserts of a batch run side by side.
-        self.writers = {spec.name: TableWriter(ctx.store(), spec.name, spec.columns, spec.time_columns, None,
-                                               settings.batch_size) for spec in TABLES}
-        self.topics = {name: app.topic(settings.topic(name)) for name in (THREADS, CONVERSATIONS, ALERTS)}
+        self.writers = {spec.name: TableWriter.for_spec(ctx.store(), spec.store_table, settings.batch_size)
+                        for spec in TABLES}
+        self.topics = {spec.topic: app.topic(settings.topic(spec.topic)) for spec in PUBLISHED if spec.topic}
         self.interactions_topic = settings.topic(INTERACTIONS)
         self.next_evict = time.monotonic() + settings.evict_interval_s
 
-    def decode(self, envelopes: list[dict[str, list[list[Any]]]]) -> Batch:
+    def decode(self, envelopes: list[Envelope]) -> Batch:
         return Batch.of(envelopes)
 
     async def process(self, batch: Batch, stored: Awaitable[bool]) -> None:
@@ -182,8 +183,8 @@ class Detection:
 
     async def _publish(self, out: Output) -> None:
         futures = []
-        for name, records in out.topic_records().items():
-            topic = self.topics[name]
+        for topic_name, records in out.topic_records().items():
+            topic = self.topics[topic_name]
             for key, value in records:
                 # Many rows of one account: split under the producer's record limit.
                 head = orjson.dumps({k: v for k, v in value.items() if k != "rows"})[:-1] + b","

@@ -1,4 +1,4 @@
-"""Records the broker takes, and envelopes the sink can store (pure, no faust).
+"""Records the broker takes: every produced record within the record budget (pure, no faust).
 
 faust's producer refuses a record over ``producer_max_request_size`` with
 ``MessageSizeTooLargeError`` (before the batch commit of streams/agents/commit.py, an
@@ -6,7 +6,9 @@ agent that raised then lost its batch, faust having acked it). A backlog makes l
 records routine (500 raw records of 200 payloads grouped per account key made 1-5 MB
 envelopes, and a replay's first detection batch updates thousands of threads per
 account), so every record an agent produces goes through here and stays within the
-record budget (:func:`streams.limits.record_budget`), counted in bytes.
+record budget (:func:`streams.limits.record_budget`), counted in bytes. What an
+``interactions`` envelope holds, and which of them the sink can store, is
+:mod:`streams.contracts.envelopes`.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def _join(head: bytes, parts: dict[str, list[bytes]], tail: bytes) -> bytes:
     return head + body + tail
 
 
-def bounded_dead_letter(dead: dict[str, Any], budget: int = RECORD_BUDGET) -> bytes:
+def bounded_dead_letter(dead: Mapping[str, Any], budget: int = RECORD_BUDGET) -> bytes:
     """The DLQ record of a dead letter, at most ``budget`` bytes once encoded.
 
     The payload is cut (in code points, so the text stays valid) until the *encoded* record
@@ -70,38 +72,3 @@ def bounded_dead_letter(dead: dict[str, Any], budget: int = RECORD_BUDGET) -> by
         value = orjson.dumps({**dead, "payload": payload[:keep], "truncated": True})
         if len(value) <= budget or keep == 0:
             return value
-
-
-def envelope_problem(env: Any, interaction_columns: Sequence[str], change_columns: Sequence[str]) -> str | None:
-    """Why an ``interactions`` envelope cannot be stored as it is, or ``None``.
-
-    A writer of another version (a rolling upgrade) may send rows of other columns: each
-    row must be a list of exactly the columns this version writes, with string keys and
-    integer times, else the envelope is one dead letter naming the first wrong row.
-    """
-    if not isinstance(env, dict):
-        return f"envelope is not an object but {type(env).__name__}"
-    extra = sorted(set(env) - {"i", "c"})
-    if extra:
-        return f"envelope has unknown parts {extra[:5]} (expected \"i\" and \"c\")"
-    for part, columns in (("i", interaction_columns), ("c", change_columns)):
-        rows = env.get(part, [])
-        if not isinstance(rows, list):
-            return f"envelope part {part!r} is not a list"
-        for n, row in enumerate(rows):
-            if not isinstance(row, list):
-                return f"{part}[{n}] is not a list of values"
-            if len(row) != len(columns):
-                return (f"{part}[{n}] has {len(row)} values, expected {len(columns)} "
-                        f"({', '.join(columns)})")
-            for i, name in enumerate(columns):
-                value = row[i]
-                if name in _STRINGS and not isinstance(value, str):
-                    return f"{part}[{n}].{name} is {type(value).__name__}, expected a string"
-                if name in _TIMES and not (value is None or (isinstance(value, int) and not isinstance(value, bool))):
-                    return f"{part}[{n}].{name} is {type(value).__name__}, expected epoch milliseconds"
-    return None
-
-
-_STRINGS = frozenset({"client_id", "account_id", "platform", "event_id", "kind", "change", "raw_key"})
-_TIMES = frozenset({"created_at", "client_created_at", "ingested_at", "edited_at", "changed_at", "version"})

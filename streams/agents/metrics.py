@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-COLUMNS = ("minute", "worker", "stage", "topic", "records_in", "events_in", "events_out",
-           "dead_lettered", "skipped", "lag", "written_at", "state", "detail")
+from streams.contracts.tables import PIPELINE_METRICS
+
+COLUMNS = PIPELINE_METRICS.columns  # what each row of drain() holds, in order
 OK, RETRYING = "ok", "retrying"
 
 

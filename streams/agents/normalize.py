@@ -20,10 +20,12 @@ from streams.agents.commit import run_batches
 from streams.agents.context import WorkerContext, durably, now_ms
 from streams.agents.envelopes import bounded_dead_letter, split_rows
 from streams.clients import PLATFORMS
+from streams.contracts.envelopes import envelope_head
+from streams.contracts.tables import RAW_EVENTS
+from streams.contracts.topics import DLQ, INTERACTIONS, platform_of, raw_topic
 from streams.limits import record_budget
-from streams.normalize.records import ARCHIVE_COLUMNS, RawRecord, dead_record, normalize_records
+from streams.normalize.records import RawRecord, dead_record, normalize_records
 from streams.store.writer import TableWriter
-from streams.topics import DLQ, INTERACTIONS, platform_of, raw_topic
 
 log = logging.getLogger(__name__)
 STAGE = "normalize"
@@ -45,9 +47,8 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
     raw = app.topic(*(settings.topic(raw_topic(p)) for p in PLATFORMS))
     interactions = app.topic(settings.topic(INTERACTIONS))
     dlq = app.topic(settings.topic(DLQ))
-    # raw_events is partitioned by platform (migration 0011): no month split of inserts.
-    archive = TableWriter(ctx.store(), "raw_events", ARCHIVE_COLUMNS, ("received_at", "archived_at"),
-                          None, settings.batch_size)
+    archive = TableWriter.for_spec(ctx.store(), RAW_EVENTS, settings.batch_size)
+    head = envelope_head(settings.envelope_version)  # 1 while workers that read only 1 remain
 
     def raw_record(msg: Any) -> RawRecord:
         return RawRecord(topic=msg.topic, partition=msg.partition, offset=msg.offset,
@@ -62,9 +63,8 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
         await durably(lambda: archive.write(rows), "archiving raw payloads", ctx.backoff(STAGE))
         futures = []
         for key in sorted(batch.envelopes):
-            env = batch.envelopes[key]
             # One envelope per key, split when it would exceed the producer's record limit.
-            for value in split_rows(b"{", {"i": env["i"], "c": env["c"]}, budget=budget):
+            for value in split_rows(head, batch.envelopes[key].parts(), budget=budget):
                 futures.append(await interactions.send(key=key.encode(), value=value))
         for dead in batch.dead_letters:
             log.warning("dead letter from %s[%s] offset=%s: %s", dead["topic"], dead["partition"],

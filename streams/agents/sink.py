@@ -6,7 +6,9 @@ runs, then writes the changed detection rows and rollups and publishes the updat
 Offsets are committed only after all of that (:mod:`streams.agents.commit`); an
 exception isolates the envelope that raises, a stop leaves the batch uncommitted.
 Inserts are idempotent (ReplacingMergeTree keyed by natural ids, deterministic version),
-so a redelivered batch changes nothing visible. An envelope
+so a redelivered batch changes nothing visible. Envelopes of either version
+are read (:mod:`streams.contracts.envelopes`: a rolling upgrade meets both); one that
+cannot be decoded is one dead letter with the reason. An envelope
 the store refuses as bad data is dead-lettered alone (the batch is retried envelope by
 envelope), never dropped silently; detection then rebuilds its states from the store.
 """
@@ -20,18 +22,19 @@ from functools import partial
 from typing import Any
 
 import faust
-import orjson
 
 from streams.agents.commit import run_batches
 from streams.agents.context import WorkerContext, durably, now_ms
 from streams.agents.detect import Detection
-from streams.agents.envelopes import bounded_dead_letter, envelope_problem
-from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS
+from streams.agents.envelopes import bounded_dead_letter
+from streams.contracts.archive import OUTCOME_DEAD, SINK_SOURCE, ArchiveRow, dead_letter_record
+from streams.contracts.envelopes import Envelope, decode_envelope
+from streams.contracts.tables import CHANGES, INTERACTIONS, RAW_EVENTS
+from streams.contracts.topics import DLQ
+from streams.contracts.topics import INTERACTIONS as INTERACTIONS_TOPIC
 from streams.limits import record_budget
-from streams.normalize.records import ARCHIVE_COLUMNS
 from streams.store.errors import is_data_error
 from streams.store.writer import TableWriter
-from streams.topics import DLQ, INTERACTIONS
 
 log = logging.getLogger(__name__)
 STAGE = "sink"
@@ -44,25 +47,22 @@ def sink_dead_letter_key(text: str) -> str:
     each restart overwrite older dead letters; the same envelope delivered again is the
     same dead letter. Migration 0011 computes the same key in SQL for stored ones.
     """
-    return "sink:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    return f"{SINK_SOURCE}:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def register(app: faust.App, ctx: WorkerContext, detection: Detection | None = None) -> None:
     settings = ctx.settings
-    source = app.topic(settings.topic(INTERACTIONS))
+    source = app.topic(settings.topic(INTERACTIONS_TOPIC))
     dlq = app.topic(settings.topic(DLQ))
     client = ctx.store()
-    inter = TableWriter(client, "interactions", INTERACTION_COLUMNS,
-                        ("created_at", "client_created_at", "ingested_at", "edited_at"), "created_at",
-                        settings.batch_size)
-    # changes and raw_events are partitioned by platform (migrations 0010, 0011): no month split.
-    changes = TableWriter(client, "changes", CHANGE_COLUMNS, ("changed_at",), None, settings.batch_size)
-    dead_archive = TableWriter(client, "raw_events", ARCHIVE_COLUMNS, ("received_at", "archived_at"),
-                               None, settings.batch_size)
+    inter = TableWriter.for_spec(client, INTERACTIONS, settings.batch_size)
+    changes = TableWriter.for_spec(client, CHANGES, settings.batch_size)
+    dead_archive = TableWriter.for_spec(client, RAW_EVENTS, settings.batch_size)
+    dropped_seen: set[tuple[str, ...]] = set()
 
-    def write(envs: list[dict[str, list[list[Any]]]]) -> None:
-        rows_i = [row for env in envs for row in env.get("i", ())]
-        rows_c = [row for env in envs for row in env.get("c", ())]
+    def write(envs: list[Envelope]) -> None:
+        rows_i = [row for env in envs for row in env.interactions]
+        rows_c = [row for env in envs for row in env.changes]
         if rows_i:
             inter.write(rows_i)
         if rows_c:
@@ -71,28 +71,27 @@ def register(app: faust.App, ctx: WorkerContext, detection: Detection | None = N
     async def dead_letter(msg: Any, reason: str) -> None:
         text = (msg.value or b"").decode("utf-8", errors="replace")
         log.error("dead letter from %s[%s] offset=%s: %s", msg.topic, msg.partition, msg.offset, reason)
-        record = {"reason": reason, "platform": "", "topic": msg.topic, "partition": msg.partition,
-                  "offset": msg.offset, "received_at": now_ms(), "payload": text}
+        record = dead_letter_record(reason, "", msg.topic, msg.partition, msg.offset, now_ms(), text)
         key = sink_dead_letter_key(text)
-        row = ["", key, text, "sink", now_ms(), now_ms(), msg.topic, msg.partition, msg.offset,
-               "dead", reason, 0, ""]
+        row = ArchiveRow("", key, text, SINK_SOURCE, now_ms(), now_ms(), msg.topic, msg.partition, msg.offset,
+                         OUTCOME_DEAD, reason, 0, "")
         await durably(lambda: dead_archive.write([row]), "archiving a dead letter", ctx.backoff(STAGE))
-        await (await dlq.send(key=b"sink", value=bounded_dead_letter(record, record_budget(settings))))
+        await (await dlq.send(key=SINK_SOURCE.encode(), value=bounded_dead_letter(record, record_budget(settings))))
 
     async def handle(events: Sequence[Any]) -> None:
         """One batch: insert, detect, write and publish the detection results."""
-        decoded: list[tuple[Any, dict[str, list[list[Any]]]]] = []
+        decoded: list[tuple[Any, Envelope]] = []
         for event in events:
             msg = event.message
-            try:
-                env = orjson.loads(msg.value or b"")
-            except ValueError as exc:
-                await dead_letter(msg, f"undecodable interactions envelope: {exc}")
+            env = decode_envelope(msg.value or b"")
+            if isinstance(env, str):
+                await dead_letter(msg, env)
                 continue
-            problem = envelope_problem(env, INTERACTION_COLUMNS, CHANGE_COLUMNS)
-            if problem is not None:
-                await dead_letter(msg, f"interactions envelope refused: {problem}")
-                continue
+            if env.dropped and env.dropped not in dropped_seen:
+                dropped_seen.add(env.dropped)
+                log.warning("envelopes from %s[%s] carry columns this worker does not write, stored without "
+                            "them: %s (a newer writer: upgrade this worker)", msg.topic, msg.partition,
+                            ", ".join(env.dropped))
             decoded.append((msg, env))
         envs = [env for _, env in decoded]
 
@@ -116,7 +115,7 @@ def register(app: faust.App, ctx: WorkerContext, detection: Detection | None = N
             await store()
         else:
             await detection.process(detection.decode(envs), store())
-        rows = sum(len(env.get("i", ())) + len(env.get("c", ())) for _, env in decoded)
+        rows = sum(len(env) for _, env in decoded)
         for event in events:
             msg = event.message
             ctx.metrics.position(STAGE, msg.topic, msg.partition, msg.offset)

@@ -37,15 +37,16 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from streams.chaos.truth import KEY_AT, Key
+from streams.chaos.truth import KEY_OF, Key
 from streams.clients import ClientsFile
+from streams.contracts.headers import HEADER_RECEIVED_AT, HEADER_SOURCE, HEADER_VIA_ACCOUNT
 from streams.embedded.ports import free_port
 from streams.ingest.bluesky import SOURCE as BLUESKY_SOURCE
 from streams.ingest.bluesky import Relevance
 from streams.ingest.publisher import payload_key
 from streams.ingest.webhooks import route
 from streams.normalize.base import AccountIndex
-from streams.normalize.records import HEADER_RECEIVED_AT, HEADER_SOURCE, RawRecord, normalize_records
+from streams.normalize.records import RawRecord, normalize_records
 
 WEBHOOK_PLATFORMS = ("facebook", "instagram")
 JETSTREAM_PLATFORMS = ("bluesky",)
@@ -65,7 +66,7 @@ def edge_headers(platform: str, line: bytes, now_ms: int) -> dict[str, str]:
         _, via, _ = route(line)
         headers = {HEADER_SOURCE: "webhook", HEADER_RECEIVED_AT: str(now_ms)}
         if via:
-            headers["via_account"] = via
+            headers[HEADER_VIA_ACCOUNT] = via
         return headers
     return {HEADER_SOURCE: BLUESKY_SOURCE, HEADER_RECEIVED_AT: str(now_ms)}
 
@@ -80,8 +81,8 @@ def edge_keys(platform: str, lines: Iterable[bytes], index: AccountIndex, now_ms
         dead_letters(len(batch.dead_letters))
         chunk.clear()
         for env in batch.envelopes.values():
-            for row in env["i"]:
-                yield tuple(str(row[i]) for i in KEY_AT)  # type: ignore[misc]
+            for row in env.interactions:
+                yield tuple(str(v) for v in KEY_OF(row))  # type: ignore[misc]
 
     for n, line in enumerate(lines):
         chunk.append(RawRecord("chaos-edge", 0, n, platform, line, edge_headers(platform, line, now_ms), now_ms))

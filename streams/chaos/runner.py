@@ -32,6 +32,7 @@ from streams.chaos.plan import Fault, hostile_payloads, mixed, plan_faults
 from streams.chaos.procs import UpProcess, child_env, rapport, signal_pid
 from streams.chaos.truth import Key, digest, expected_keys
 from streams.clients import PLATFORMS, ClientsFile, load_clients
+from streams.contracts.topics import INTERACTIONS, raw_topic
 from streams.drain import wait_drained
 from streams.embedded.lifecycle import signals_deferred, stop_on_signals
 from streams.embedded.stackfile import read_stack
@@ -40,7 +41,6 @@ from streams.limits import payload_max_bytes
 from streams.normalize.base import AccountIndex
 from streams.settings import Settings
 from streams.store.client import connect
-from streams.topics import INTERACTIONS, raw_topic
 
 START_MS = 1_790_000_000_000  # simulated event time starts here: same seed, same payloads
 FAULT_GAP_S = 15.0  # the traffic lasts at least this long per fault, so faults do not pile up

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 
-from streams.interaction import INTERACTION_COLUMNS
+from streams.contracts.headers import HEADER_RECEIVED_AT, HEADER_SOURCE
+from streams.contracts.tables import INTERACTIONS
 from streams.normalize.base import AccountIndex
-from streams.normalize.records import HEADER_RECEIVED_AT, HEADER_SOURCE, RawRecord, normalize_records
+from streams.normalize.records import RawRecord, normalize_records
 
 Key = tuple[str, str, str, str]  # client_id, account_id, platform, event_id: the table's sort key
-KEY_AT = tuple(INTERACTION_COLUMNS.index(c) for c in ("client_id", "account_id", "platform", "event_id"))
+KEY_OF = INTERACTIONS.reader("client_id", "account_id", "platform", "event_id")
 _CHUNK = 2000
 
 
@@ -39,8 +40,8 @@ def expected_keys(platform: str, lines: Iterable[bytes], index: AccountIndex, no
         dead_letters(len(batch.dead_letters))
         chunk.clear()
         for env in batch.envelopes.values():
-            for row in env["i"]:
-                yield tuple(str(row[i]) for i in KEY_AT)  # type: ignore[misc]
+            for row in env.interactions:
+                yield tuple(str(v) for v in KEY_OF(row))  # type: ignore[misc]
 
     for n, line in enumerate(lines):
         chunk.append(RawRecord("chaos", 0, n, platform, line, headers, now_ms))

@@ -33,6 +33,8 @@ from typing import Any
 from aiokafka.partitioner import murmur2
 
 from streams.clients import Client, ClientsFile
+from streams.contracts.envelopes import Envelope
+from streams.contracts.tables import INTERACTIONS
 from streams.detect.account_state import AccountState, StoredPerson
 from streams.detect.addressing import parent_of
 from streams.detect.business_time import BusinessCalendar
@@ -40,8 +42,8 @@ from streams.detect.responses import NEVER
 from streams.detect.rows import Updates
 from streams.detect.threads import declared_root
 from streams.detect_io.queries import DetectStore
-from streams.detect_io.tables import ALERTS, CONVERSATIONS, TABLES, THREADS, Collector, by_table, store_key
-from streams.interaction import INTERACTION_COLUMNS, SIGNAL_KINDS, Change, Interaction
+from streams.detect_io.tables import PUBLISHED, TABLES, Collector, by_table, store_key
+from streams.interaction import SIGNAL_KINDS, Change, Interaction
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +74,8 @@ class Account:
     event_wm: int = NEVER
 
 
-_KIND, _CLIENT, _ACCOUNT, _PLATFORM, _EVENT, _CREATED, _MENTIONED = (
-    INTERACTION_COLUMNS.index(c)
-    for c in ("kind", "client_id", "account_id", "platform", "event_id", "created_at", "mentioned_ids"))
+_BATCH_FIELDS = INTERACTIONS.reader("client_id", "account_id", "platform", "event_id", "created_at", "kind")
+_MENTIONED = INTERACTIONS.position("mentioned_ids")
 
 
 @dataclass(slots=True)
@@ -96,27 +97,27 @@ class Batch:
     events: int = 0
 
     @classmethod
-    def of(cls, envelopes: Iterable[dict[str, list[list[Any]]]]) -> Batch:
-        """Decode sink envelopes ``{"i": [interaction rows], "c": [change rows]}``."""
+    def of(cls, envelopes: Iterable[Envelope]) -> Batch:
+        """The batch of decoded envelopes (rows in column order, :mod:`streams.contracts.envelopes`)."""
         batch = cls()
         latest = batch.latest
         for env in envelopes:
-            for row in env.get("i", ()):
+            for row in env.interactions:
                 batch.events += 1
-                key = f"{row[_CLIENT]}:{row[_ACCOUNT]}"
+                client_id, account_id, platform, event_id, at, kind = _BATCH_FIELDS(row)
+                key = f"{client_id}:{account_id}"
                 slot = batch._slot(key)
-                scope = (row[_CLIENT], row[_ACCOUNT], row[_PLATFORM])
-                at = row[_CREATED]
+                scope = (client_id, account_id, platform)
                 batch.minutes[scope].add(at // MINUTE_MS)
-                batch.ids[scope].add(row[_EVENT])
+                batch.ids[scope].add(event_id)
                 if at > latest.get(key, NEVER):
                     latest[key] = at
-                if row[_KIND] in SIGNAL_KINDS:
+                if kind in SIGNAL_KINDS:
                     continue
                 row = list(row)
                 row[_MENTIONED] = tuple(row[_MENTIONED] or ())
                 slot[0].append(Interaction(*row))
-            for row in env.get("c", ()):
+            for row in env.changes:
                 batch.events += 1
                 change = Change(*row)
                 if change.client_id:
@@ -181,18 +182,20 @@ class Output:
         return bool(len(self.collector) or self.rollup_scope)
 
     def topic_records(self) -> dict[str, list[tuple[str, dict[str, Any]]]]:
-        """``(key, value)`` per topic and account key: ``{"client_id", "account_id", "rows"}``.
+        """``(key, value)`` per topic (logical name) and account key: ``{"client_id", "account_id", "rows"}``.
 
         One record per account and batch carries all its changed rows (rows are dataclasses
         that orjson encodes as objects): per-record cost is what limits faust, and a
         replay's first batch changes thousands of threads and alerts per account.
         """
         out: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-        for spec in (THREADS, CONVERSATIONS, ALERTS):
+        for spec in PUBLISHED:
+            if spec.topic is None:
+                continue
             per_key: dict[tuple[str, str], list[Any]] = defaultdict(list)
             for row in self.collector.of(spec.name):
                 per_key[(row.client_id, row.account_id)].append(row)
-            out[spec.name] = [(f"{c}:{a}", {"client_id": c, "account_id": a, "rows": rows})
+            out[spec.topic] = [(f"{c}:{a}", {"client_id": c, "account_id": a, "rows": rows})
                               for (c, a), rows in sorted(per_key.items())]
         return out
 

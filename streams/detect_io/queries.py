@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import orjson
 from clickhouse_connect.driver.client import Client as StoreClient
 
+from streams.contracts.tables import INTERACTIONS
 from streams.detect.account_state import StoredPerson
 from streams.detect.conversations import ConversationSummary
 from streams.detect.responses import NEVER
@@ -111,7 +112,7 @@ def _select_list(cols: Sequence[str], blank: frozenset[str] = frozenset()) -> st
 
 _INTERACTIONS_SELECT = _select_list(INTERACTION_COLUMNS, _BLANK)
 _CHANGES_SELECT = _select_list(CHANGE_COLUMNS, _BLANK)
-_MENTIONED = INTERACTION_COLUMNS.index("mentioned_ids")
+_MENTIONED = INTERACTIONS.position("mentioned_ids")
 
 
 def _minute_runs(minutes: list[int], budget: int) -> Iterator[list[int]]:

@@ -16,6 +16,8 @@ from functools import cached_property
 from operator import attrgetter
 from typing import Any
 
+from streams.contracts import tables as store_tables
+from streams.contracts import topics
 from streams.detect.responses import ALERT_WITHDRAWN
 from streams.detect.rows import AlertRow, ConnectionRow, ConversationRow, ResponseRow, ThreadRow, Updates, columns
 
@@ -32,6 +34,8 @@ class TableSpec:
     row_type: type
     own_flag: bool
     """The row type carries its deletion flag (``retracted``); else a ``deleted`` column follows."""
+    topic: str | None = None
+    """The topic (logical name) its updates are published on, if any."""
     _values: Callable[[Any], tuple[Any, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -56,6 +60,11 @@ class TableSpec:
         """Epoch-ms columns (``DateTime64(3)`` in the store)."""
         return tuple(f.name for f in fields(self.row_type) if f.name.endswith("_at"))
 
+    @cached_property
+    def store_table(self) -> store_tables.TableSpec:
+        """The spec a writer of this table takes (``TableWriter.for_spec``); not month-partitioned."""
+        return store_tables.TableSpec(self.name, self.columns, self.time_columns, None)
+
     def store_row(self, row: Row, deleted: bool, version: int) -> list[Any]:
         if self.own_flag:
             return [*self._values(row), version]
@@ -68,12 +77,14 @@ class TableSpec:
         return row, True
 
 
-THREADS = TableSpec("threads", ThreadRow, own_flag=True)
-CONVERSATIONS = TableSpec("conversations", ConversationRow, own_flag=True)
+THREADS = TableSpec("threads", ThreadRow, own_flag=True, topic=topics.THREADS)
+CONVERSATIONS = TableSpec("conversations", ConversationRow, own_flag=True, topic=topics.CONVERSATIONS)
 CONNECTIONS = TableSpec("connections", ConnectionRow, own_flag=False)
 RESPONSES = TableSpec("responses", ResponseRow, own_flag=False)
-ALERTS = TableSpec("alerts", AlertRow, own_flag=False)
+ALERTS = TableSpec("alerts", AlertRow, own_flag=False, topic=topics.ALERTS)
 TABLES: tuple[TableSpec, ...] = (THREADS, CONVERSATIONS, CONNECTIONS, RESPONSES, ALERTS)
+PUBLISHED: tuple[TableSpec, ...] = tuple(t for t in TABLES if t.topic)
+"""The tables whose updates go to a topic (``rapport.threads``, ``conversations``, ``alerts``)."""
 ROLLUP_TABLE = "activity_minutely"
 OPEN_ITEMS_TABLE = "open_items"
 """Recomputed from ``responses``/``alerts`` FINAL for the keys a step wrote (streams/detect_io/open_items.py)."""

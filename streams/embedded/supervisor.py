@@ -20,6 +20,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from streams.clients import load_clients
+from streams.contracts.topics import full_names
 from streams.embedded.broker import Broker
 from streams.embedded.children import Child, first_line, spawn, stop, wait_ready
 from streams.embedded.lifecycle import ignoring_signals, signals_deferred, stop_on_signals
@@ -33,7 +34,6 @@ from streams.kafka_admin import ensure_topics
 from streams.settings import Settings
 from streams.store.client import connect
 from streams.store.migrations import migrate
-from streams.topics import full_names
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ Payloads are kept exactly as received (bytes) and joined into JSON arrays of up 
 events-per-record the throughput lever. A line that is not JSON is published alone, so
 it dead-letters by itself instead of spoiling the array it would have joined; a payload
 over the record limit is refused (a stand-in with its reason is published instead).
-Headers carry ``source`` and ``received_at`` (epoch ms), and ``refused`` on a stand-in.
+Headers (:mod:`streams.contracts.headers`) carry ``source``, ``received_at`` (epoch ms) and
+``via_account`` when set, and ``refused`` on a stand-in.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from streams.contracts.headers import HEADER_RECEIVED_AT, HEADER_REFUSED, HEADER_SOURCE, HEADER_VIA_ACCOUNT
+from streams.contracts.topics import raw_topic
 from streams.errors import StackError
 from streams.kafka_admin import bootstrap_of
 from streams.limits import payload_max_bytes, producer_max_bytes
 from streams.normalize.base import raw_key_of_json
-from streams.normalize.records import HEADER_RECEIVED_AT, HEADER_REFUSED, HEADER_SOURCE, deep_json
+from streams.normalize.records import deep_json
 from streams.settings import Settings
-from streams.topics import raw_topic
 
 MAX_IN_FLIGHT = 256  # records sent but not yet acknowledged, before add() waits
 REFUSED_KEEP = 4096  # bytes of a refused (too large) payload its stand-in record keeps
@@ -229,7 +231,7 @@ class Publisher:
               refused: str | None = None) -> None:
         headers = [(HEADER_SOURCE, source.encode()), (HEADER_RECEIVED_AT, str(received).encode())]
         if via:
-            headers.append(("via_account", via.encode()))
+            headers.append((HEADER_VIA_ACCOUNT, via.encode()))
         if refused:
             headers.append((HEADER_REFUSED, refused.encode()))
         self.producer.send(self.settings.topic(raw_topic(platform)), value, headers)

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from streams.clients import PLATFORMS
+from streams.contracts.topics import INTERACTIONS, raw_topic
 from streams.drain import wait_drained
 from streams.embedded.stackfile import read_stack
 from streams.embedded.supervisor import Stack
@@ -17,7 +18,6 @@ from streams.errors import ConfigError, StackError
 from streams.ingest.replay import Reconnecting, compression_of, replay_file
 from streams.settings import Settings
 from streams.store.client import broker_url, connect, store_url
-from streams.topics import INTERACTIONS, raw_topic
 
 KEYS_PER_QUERY = 80
 DRAIN_ROUNDS = 5

@@ -1,6 +1,8 @@
 """Batched, idempotent inserts into the store.
 
-Rows arrive as lists in column order with times as epoch ms. They are sent as
+Rows arrive as sequences in column order (lists, or tuples such as
+:class:`~streams.contracts.archive.ArchiveRow`) with times as epoch ms; what the columns
+are comes from the table's spec (:mod:`streams.contracts.tables`, :meth:`TableWriter.for_spec`). They are sent as
 ``JSONCompactEachRow`` bytes that ClickHouse parses itself: measured ~2x faster than
 clickhouse-connect serialising every value in Python (shared/notes/throughput.md).
 ClickHouse refuses an insert touching more than ``max_partitions_per_insert_block``
@@ -18,6 +20,8 @@ from typing import Any
 
 import orjson
 from clickhouse_connect.driver.client import Client
+
+from streams.contracts.tables import TableSpec
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,10 @@ def month_of(ms: int) -> int:
 
 
 class TableWriter:
-    """Writes rows of one table; ``time_columns`` hold epoch ms, ``month_column`` partitions."""
+    """Writes rows of one table; ``time_columns`` hold epoch ms, ``month_column`` partitions.
+
+    Writers are made with :meth:`for_spec`; the constructor stays for tables of tests.
+    """
 
     def __init__(self, client: Client, table: str, columns: Sequence[str], time_columns: Sequence[str],
                  month_column: str | None, batch_size: int) -> None:
@@ -48,12 +55,17 @@ class TableWriter:
         self.month_idx = self.columns.index(month_column) if month_column else None
         self.batch_size = batch_size
 
-    def encode(self, rows: Sequence[list[Any]]) -> bytes:
+    @classmethod
+    def for_spec(cls, client: Client, spec: TableSpec, batch_size: int) -> TableWriter:
+        """A writer of the table ``spec`` describes: its columns, time columns and month column."""
+        return cls(client, spec.name, spec.columns, spec.time_columns, spec.month_column, batch_size)
+
+    def encode(self, rows: Sequence[Sequence[Any]]) -> bytes:
         """JSONCompactEachRow bytes; ms become decimal seconds, which ClickHouse parses exactly."""
         out = bytearray()
         idx = self.time_idx
         for row in rows:
-            if idx:
+            if idx or type(row) is not list:  # a copy: the caller's row stays; orjson refuses NamedTuples
                 row = list(row)
                 for i in idx:
                     v = row[i]
@@ -63,16 +75,16 @@ class TableWriter:
             out += b"\n"
         return bytes(out)
 
-    def chunks(self, rows: Sequence[list[Any]]) -> list[list[list[Any]]]:
+    def chunks(self, rows: Sequence[Sequence[Any]]) -> list[list[Sequence[Any]]]:
         """Rows packed into inserts by month and size."""
         if self.month_idx is None:
             return [list(rows[i:i + self.batch_size]) for i in range(0, len(rows), self.batch_size)]
-        by_month: dict[int, list[list[Any]]] = defaultdict(list)
+        by_month: dict[int, list[Sequence[Any]]] = defaultdict(list)
         mi = self.month_idx
         for row in rows:
             by_month[month_of(row[mi])].append(row)
-        out: list[list[list[Any]]] = []
-        current: list[list[Any]] = []
+        out: list[list[Sequence[Any]]] = []
+        current: list[Sequence[Any]] = []
         months = 0
         for month in sorted(by_month):
             group = by_month[month]
@@ -90,7 +102,7 @@ class TableWriter:
             out.append(current)
         return out
 
-    def write(self, rows: Sequence[list[Any]]) -> int:
+    def write(self, rows: Sequence[Sequence[Any]]) -> int:
         """Insert ``rows``; returns the number of insert calls made.
 
         Raises :class:`IncompleteInsert` when the store reports fewer written rows than

@@ -13,10 +13,10 @@ import orjson
 import pytest
 
 from streams.clients import PLATFORMS, load_clients
+from streams.contracts.topics import INTERACTIONS, raw_topic
 from streams.drain import wait_drained
 from streams.embedded.stackfile import read_stack
 from streams.simulator.traffic import Simulator
-from streams.topics import INTERACTIONS, raw_topic
 from tests.support.procs import descendants, pids_gone, wait_for_stack
 from tests.support.stack import REPO, stop_process
 

@@ -44,7 +44,7 @@ def test_replay_drain_reconnects_to_a_restarted_stack_and_loses_nothing(tmp_path
     for line in lines:
         rec = RawRecord("t", 0, 0, "reddit", line, {"received_at": "1790000000000"}, 1)
         for env in normalize_records([rec], index, 1).envelopes.values():
-            want.update(row[3] for row in env["i"])
+            want.update(row[3] for row in env.interactions)
     up = _start_up(data, log)
     replay_log = open(tmp_path / "replay.log", "w+")  # noqa: SIM115
     replay = subprocess.Popen([sys.executable, "-m", "streams.cli", "replay", str(path), "--platform", "reddit",

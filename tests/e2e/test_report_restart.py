@@ -21,13 +21,13 @@ import pytest
 
 from streams.chaos.check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
 from streams.clients import PLATFORMS, load_clients
+from streams.contracts.topics import INTERACTIONS, raw_topic
 from streams.drain import wait_drained
 from streams.embedded.stackfile import read_stack
 from streams.ingest.publisher import Publisher
 from streams.settings import Settings
 from streams.simulator.traffic import Simulator
 from streams.store.client import connect
-from streams.topics import INTERACTIONS, raw_topic
 from tests.e2e.test_report_reddit import rapport_cmd
 from tests.support.procs import descendants, pids_gone, wait_for_stack
 from tests.support.stack import REPO, stop_process

@@ -25,8 +25,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from streams.chaos.edges import send_released
+from streams.contracts.topics import raw_topic
 from streams.kafka_admin import bootstrap_of, high_watermarks
-from streams.topics import raw_topic
 from tests.support.stack import Namespace
 
 BRAND = "did:plc:brandaaaaaaaaaaaaaaaaaaa"

@@ -12,12 +12,13 @@ import orjson
 import pytest
 
 from streams.chaos.plan import nested_arrays, nested_objects
+from streams.contracts.headers import HEADER_RECEIVED_AT, HEADER_SOURCE
+from streams.contracts.topics import DLQ, INTERACTIONS, raw_topic
 from streams.ingest.publisher import Publisher
 from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS
 from streams.kafka_admin import high_watermarks
-from streams.normalize.records import HEADER_RECEIVED_AT, HEADER_SOURCE, TEXT_MAX_CHARS
+from streams.normalize.records import TEXT_MAX_CHARS
 from streams.store.client import connect
-from streams.topics import DLQ, INTERACTIONS, raw_topic
 from tests.integration.test_batch_commit import comment, expected_keys, stored_keys
 from tests.support.stack import Namespace
 

@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from streams.clients import load_clients
+from streams.contracts.topics import raw_topic
 from streams.drain import committed_offsets
 from streams.embedded.children import first_line
 from streams.ingest.publisher import Publisher
@@ -27,7 +28,6 @@ from streams.normalize.base import AccountIndex
 from streams.normalize.records import RawRecord, normalize_records
 from streams.store.client import connect
 from streams.store.migrations import migrate
-from streams.topics import raw_topic
 from tests.support.stack import REPO, Namespace, stop_process, wait_until
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ def expected_keys(ns: Namespace, payloads: list[bytes]) -> set[tuple[str, str, s
     for payload in payloads:
         rec = RawRecord("t", 0, 0, "reddit", payload, {"source": "test", "received_at": "1790000000000"}, 1)
         for env in normalize_records([rec], index, 1).envelopes.values():
-            keys.update((row[0], row[1], row[2], row[3]) for row in env["i"])
+            keys.update((row[0], row[1], row[2], row[3]) for row in env.interactions)
     return keys
 
 

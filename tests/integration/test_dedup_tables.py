@@ -23,6 +23,7 @@ import pytest
 from streams.agents.metrics import COLUMNS as METRIC_COLUMNS
 from streams.agents.metrics import MetricsBuffer
 from streams.board.queries import PIPELINE_SQL
+from streams.contracts.topics import INTERACTIONS, full_names
 from streams.grafana import sql as grafana_sql
 from streams.grafana.macros import TimeContext, expand
 from streams.ingest.publisher import Publisher
@@ -32,7 +33,6 @@ from streams.settings import Settings
 from streams.store.client import connect
 from streams.store.migrations import MIGRATIONS_DIR, load_migrations, migrate
 from streams.store.writer import TableWriter
-from streams.topics import INTERACTIONS, full_names
 from tests.integration.test_detect_pipeline import x_post
 from tests.support.stack import REPO, Namespace, unique_name
 

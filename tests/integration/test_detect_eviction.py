@@ -15,11 +15,11 @@ import pytest
 
 from streams.chaos.check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
 from streams.clients import load_clients
+from streams.contracts.tables import CHANGES, INTERACTIONS
 from streams.detect.account_state import AccountState
 from streams.detect_io.engine import Batch, Detector, Output
 from streams.detect_io.queries import DetectStore
 from streams.detect_io.tables import TABLES
-from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS
 from streams.normalize.base import AccountIndex
 from streams.normalize.records import RawRecord, normalize_records
 from streams.simulator.traffic import Simulator
@@ -39,11 +39,9 @@ def test_evicted_threads_wake_up_exactly(namespace: Namespace, max_evicted: int)
     index = AccountIndex.build(clients)
     events = list(Simulator(clients, seed=41, start_ms=1_790_000_000_000, mean_gap_ms=20_000).events(4000))
     client = connect(ns.store_url, ns.settings)
-    inter = TableWriter(client, "interactions", INTERACTION_COLUMNS,
-                        ("created_at", "client_created_at", "ingested_at", "edited_at"), "created_at", 5000)
-    changes = TableWriter(client, "changes", CHANGE_COLUMNS, ("changed_at",), "changed_at", 5000)
-    writers = {spec.name: TableWriter(client, spec.name, spec.columns, spec.time_columns, None, 5000)
-               for spec in TABLES}
+    inter = TableWriter.for_spec(client, INTERACTIONS, 5000)
+    changes = TableWriter.for_spec(client, CHANGES, 5000)
+    writers = {spec.name: TableWriter.for_spec(client, spec.store_table, 5000) for spec in TABLES}
     store = DetectStore(connect(ns.store_url, ns.settings))
     detector = Detector(clients, store, live_window_ms=HOUR, horizon_ms=HOUR, max_evicted=max_evicted)
     clock = 1_800_000_000_000  # "now" for the live rule: long after the events
@@ -64,8 +62,8 @@ def test_evicted_threads_wake_up_exactly(namespace: Namespace, max_evicted: int)
             envelopes = list(normalize_records(records, index, clock).envelopes.values())
             batch = Batch.of(envelopes)
             batch.prior_minutes = store.minutes_of(batch.event_ids())  # as the sink does: before inserting
-            inter.write([row for env in envelopes for row in env["i"]])
-            changes.write([row for env in envelopes for row in env["c"]])
+            inter.write([row for env in envelopes for row in env.interactions])
+            changes.write([row for env in envelopes for row in env.changes])
             clock += 1
             out = detector.commit(detector.prepare(batch, clock), batch, clock)
             write(out)

@@ -26,11 +26,13 @@ from hypothesis import strategies as st
 
 from streams.chaos.check import read_inputs, stored_rows
 from streams.clients import Client, ClientsFile, TrackedAccount
+from streams.contracts.envelopes import Envelope
+from streams.contracts.tables import CHANGES, INTERACTIONS
 from streams.detect.recompute import recompute
 from streams.detect_io.engine import Batch, Detector
 from streams.detect_io.queries import DetectStore
 from streams.detect_io.tables import TABLES
-from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS, Change, Interaction
+from streams.interaction import Change, Interaction
 from streams.store.client import connect
 from streams.store.writer import TableWriter
 from tests.support.interactions import change_row, interaction, interaction_row
@@ -75,11 +77,9 @@ class Worker:
         self.clients = clients
         self.client = connect(ns.store_url, ns.settings)
         self.store = DetectStore(connect(ns.store_url, ns.settings))
-        self.inter = TableWriter(self.client, "interactions", INTERACTION_COLUMNS,
-                                 ("created_at", "client_created_at", "ingested_at", "edited_at"), "created_at", 5000)
-        self.changes = TableWriter(self.client, "changes", CHANGE_COLUMNS, ("changed_at",), "changed_at", 5000)
-        self.writers = {spec.name: TableWriter(self.client, spec.name, spec.columns, spec.time_columns, None, 5000)
-                        for spec in TABLES}
+        self.inter = TableWriter.for_spec(self.client, INTERACTIONS, 5000)
+        self.changes = TableWriter.for_spec(self.client, CHANGES, 5000)
+        self.writers = {spec.name: TableWriter.for_spec(self.client, spec.store_table, 5000) for spec in TABLES}
         self.clock = CLOCK
         self.restart()
 
@@ -92,7 +92,7 @@ class Worker:
         """One batch. The agent reads (and rebuilds) while the batch's insert is in flight, so a
         rebuild may or may not see the batch's own rows: ``read_before_insert`` picks."""
         self.clock += 1
-        batch = Batch.of([{"i": [interaction_row(m) for m in msgs], "c": [change_row(c) for c in changes]}])
+        batch = Batch.of([Envelope([interaction_row(m) for m in msgs], [change_row(c) for c in changes])])
         if read_before_insert:
             prepared = self.detector.prepare(batch, self.clock)
         self.inter.write([interaction_row(m) for m in msgs])

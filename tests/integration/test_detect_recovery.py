@@ -13,6 +13,7 @@ import pytest
 
 from streams.chaos.check import diff, rollup_rows, rollup_truth, stored_rows
 from streams.clients import load_clients
+from streams.contracts.topics import full_names
 from streams.embedded.broker import Broker
 from streams.ingest.publisher import Publisher
 from streams.kafka_admin import ensure_topics
@@ -20,7 +21,6 @@ from streams.settings import Settings
 from streams.simulator.traffic import Simulator
 from streams.store.client import connect
 from streams.store.migrations import migrate
-from streams.topics import full_names
 from tests.support.stack import REPO, Namespace, stop_process, unique_name
 
 pytestmark = pytest.mark.integration

@@ -18,6 +18,7 @@ import pytest
 from pydantic import SecretStr
 
 from streams.clients import load_clients
+from streams.contracts.topics import full_names
 from streams.embedded.broker import Broker
 from streams.ingest.agent import Status
 from streams.ingest.runtime import Agent, Context, run_agent
@@ -25,7 +26,6 @@ from streams.kafka_admin import ensure_topics
 from streams.settings import Settings
 from streams.store.client import connect
 from streams.store.migrations import migrate
-from streams.topics import full_names
 from tests.integration import ingest_support as fakes
 from tests.integration.ingest_support import eventually, raw_payloads
 from tests.support.stack import Namespace, stop_process, unique_name

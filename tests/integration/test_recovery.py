@@ -28,7 +28,7 @@ def expected_keys(ns: Namespace, events: list) -> set[tuple[str, str, str, str]]
                         {"source": ev.source, "received_at": "1790000000000", "via_account": ev.via_account or ""}, 1)
         batch = normalize_records([rec], index, 1)
         for env in batch.envelopes.values():
-            for row in env["i"]:
+            for row in env.interactions:
                 keys.add((row[0], row[1], row[2], row[3]))
     return keys
 

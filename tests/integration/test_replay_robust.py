@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from streams.contracts.topics import raw_topic
 from streams.kafka_admin import high_watermarks
 from streams.store.client import connect
-from streams.topics import raw_topic
 from tests.integration.test_bad_input import nested_arrays, nested_objects
 from tests.integration.test_batch_commit import comment, expected_keys, stored_keys
 from tests.support.stack import REPO, Namespace

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from streams.contracts.tables import CHANGES, INTERACTIONS, RAW_EVENTS
 from streams.embedded.republish import republish_unprocessed
-from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS
+from streams.interaction import INTERACTION_COLUMNS
 from streams.settings import Settings
 from streams.store.client import connect
 from streams.store.writer import TableWriter
@@ -21,8 +22,6 @@ from tests.support.interactions import interaction
 from tests.support.stack import Namespace
 
 pytestmark = pytest.mark.integration
-RAW_COLUMNS = ("platform", "raw_key", "payload", "source", "received_at", "archived_at", "topic", "partition",
-               "offset", "outcome", "reason", "expected", "via_account")
 
 
 class Recording:
@@ -45,10 +44,9 @@ def test_republish_pages_through_the_archive(namespace: Namespace) -> None:
     settings: Settings = namespace.settings
     client = connect(namespace.store_url, settings)
     try:
-        raw = TableWriter(client, "raw_events", RAW_COLUMNS, ("received_at", "archived_at"), "received_at", 5000)
-        inter = TableWriter(client, "interactions", INTERACTION_COLUMNS,
-                            ("created_at", "client_created_at", "ingested_at", "edited_at"), "created_at", 5000)
-        changes = TableWriter(client, "changes", CHANGE_COLUMNS, ("changed_at",), "changed_at", 5000)
+        raw = TableWriter.for_spec(client, RAW_EVENTS, 5000)
+        inter = TableWriter.for_spec(client, INTERACTIONS, 5000)
+        changes = TableWriter.for_spec(client, CHANGES, 5000)
         rows: list[list[Any]] = []
         stored: list[list[Any]] = []
         stored_changes: list[list[Any]] = []

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.clients import PLATFORMS
+from streams.contracts.topics import INTERACTIONS, raw_topic
 from streams.drain import wait_drained
 from streams.embedded.lifecycle import die_with_parent
 from streams.settings import Settings
-from streams.topics import INTERACTIONS, raw_topic
 
 REPO = Path(__file__).resolve().parent.parent.parent
 

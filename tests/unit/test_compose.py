@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from streams import deploy_cmds
+from streams.contracts.topics import TOPICS, full_names
 from streams.grafana import provision
 from streams.settings import Settings
-from streams.topics import TOPICS, full_names
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import orjson
 
-from streams.agents.envelopes import bounded_dead_letter, envelope_problem, split_rows
+from streams.agents.envelopes import bounded_dead_letter, split_rows
 from streams.app import create_app
-from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS
 from streams.limits import payload_max_bytes, producer_max_bytes, record_budget
 from streams.settings import Settings
 
@@ -80,20 +79,3 @@ def test_split_records_stay_within_the_budget() -> None:
     rows = [["a" * 1000, i] for i in range(3000)]
     for value in split_rows(b"{", {"i": rows, "c": []}, budget=100_000):
         assert len(value) <= 100_000
-
-
-def test_envelope_problems_are_named() -> None:
-    good = ["c", "a", "reddit", "e", "comment"] + [None] * (len(INTERACTION_COLUMNS) - 5)
-    for i, name in enumerate(INTERACTION_COLUMNS):
-        if name in ("created_at", "ingested_at", "version"):
-            good[i] = 1
-        elif good[i] is None and name not in ("client_created_at", "edited_at"):
-            good[i] = ""
-    assert envelope_problem({"i": [good], "c": []}, INTERACTION_COLUMNS, CHANGE_COLUMNS) is None
-    assert "not an object" in envelope_problem([1], INTERACTION_COLUMNS, CHANGE_COLUMNS)  # type: ignore[operator]
-    assert "has 3 values" in envelope_problem({"i": [good[:3]]}, INTERACTION_COLUMNS, CHANGE_COLUMNS)  # type: ignore[operator]
-    assert "has 26 values" in envelope_problem({"i": [good + [1]]}, INTERACTION_COLUMNS, CHANGE_COLUMNS)  # type: ignore[operator]
-    assert "unknown parts" in envelope_problem({"i": [], "x": []}, INTERACTION_COLUMNS, CHANGE_COLUMNS)  # type: ignore[operator]
-    bad_time = list(good)
-    bad_time[INTERACTION_COLUMNS.index("created_at")] = "soon"
-    assert "created_at" in envelope_problem({"i": [bad_time]}, INTERACTION_COLUMNS, CHANGE_COLUMNS)  # type: ignore[operator]

@@ -1,12 +1,47 @@
-"""The schema lives in schemas/interaction.json: records, DDL and sink columns must agree."""
+"""The schema lives in schemas/: records, table specs and the migrations' DDL must agree.
+
+Every table the migrations create has a spec (:mod:`streams.contracts.tables`, and the
+detection tables' :data:`streams.detect_io.tables.TABLES`) unless it is written by SQL
+alone; each spec has the DDL's columns in order, its epoch-ms columns are exactly the DDL's
+``DateTime`` ones, and its month column is the one the table is partitioned by month on.
+"""
 
 import re
 import typing
 from dataclasses import fields
 
+import pytest
+
+from streams.contracts.archive import ARCHIVE_COLUMNS, ArchiveRow
+from streams.contracts.tables import PIPELINE_TABLES, TableSpec
+from streams.detect_io.tables import ROLLUP_TABLE, TABLES
 from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS, Change, Interaction, schema
-from streams.normalize.records import ARCHIVE_COLUMNS
 from streams.store.migrations import load_migrations
+
+SPECS: tuple[TableSpec, ...] = (*PIPELINE_TABLES, *(t.store_table for t in TABLES))
+WRITTEN_BY_SQL = {ROLLUP_TABLE: "recomputed from FINAL state by INSERT ... SELECT (detect_io/queries.py)"}
+
+
+def _created_tables() -> set[str]:
+    """Every table the migrations leave behind (copies ``<table>_NNNN`` are swapped in under the name)."""
+    names: set[str] = set()
+    for mig in load_migrations():
+        for stmt in mig.statements():
+            m = re.match(r"CREATE TABLE IF NOT EXISTS (\w+?)(?:_\d{4})?\s*\(", stmt)
+            if m:
+                names.add(m.group(1))
+    return names
+
+
+def _partition(table: str) -> str | None:
+    """The PARTITION BY expression of the table's latest CREATE TABLE, or ``None``."""
+    found: str | None = None
+    for mig in load_migrations():
+        for stmt in mig.statements():
+            if re.match(rf"CREATE TABLE IF NOT EXISTS {table}(?:_\d{{4}})?\s*\(", stmt):
+                m = re.search(r"^PARTITION BY (.+)$", stmt, re.M)
+                found = m.group(1).strip() if m else None
+    return found
 
 
 def _ddl_columns(table: str) -> list[tuple[str, str]]:
@@ -53,8 +88,32 @@ def test_python_types_match_schema() -> None:
                 "<class'", "").replace("'>", ""), f.name
 
 
-def test_archive_columns_match_ddl() -> None:
-    assert [n for n, _ in _ddl_columns("raw_events")] == list(ARCHIVE_COLUMNS)
+def test_archive_row_is_the_raw_events_row() -> None:
+    assert [n for n, _ in _ddl_columns("raw_events")] == list(ARCHIVE_COLUMNS) == list(ArchiveRow._fields)
+
+
+def test_every_table_has_a_spec_or_is_written_by_sql() -> None:
+    specs = [spec.name for spec in SPECS]
+    assert len(specs) == len(set(specs))
+    assert _created_tables() == set(specs) | set(WRITTEN_BY_SQL)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.name)
+def test_spec_matches_ddl(spec: TableSpec) -> None:
+    ddl = _ddl_columns(spec.name)
+    assert [name for name, _ in ddl] == list(spec.columns)
+    assert [name for name, ctype in ddl if "DateTime" in ctype] == list(spec.time_columns)
+    partition = _partition(spec.name) or ""
+    by_month = re.fullmatch(r"toYYYYMM\((\w+)\)", partition)
+    assert spec.month_column == (by_month.group(1) if by_month else None), partition
+
+
+def test_spec_readers_name_positions() -> None:
+    interactions = next(spec for spec in SPECS if spec.name == "interactions")
+    row = list(interactions.columns)  # each value is its column's name
+    assert interactions.reader("platform", "event_id")(row) == ("platform", "event_id")
+    assert interactions.reader("kind")(row) == "kind"
+    assert row[interactions.position("created_at")] == "created_at"
 
 
 def test_sort_keys_start_with_client_where_tenant_scoped() -> None:

@@ -7,6 +7,7 @@ import re
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
+from streams.contracts.envelopes import Envelope
 from streams.detect.responses import NEVER
 from streams.detect.rows import AlertRow, ConversationRow, ResponseRow, ThreadRow, Updates, columns
 from streams.detect_io.engine import Batch, Output, partition_of, sweep_watermark
@@ -125,7 +126,7 @@ def test_batch_groups_by_account_and_keeps_unattributed_changes_apart() -> None:
     change = ["x", "e1", "delete", 5, "", "p1", "", "", "stream", "k", 1]
     own = ["x", "e1", "delete", 5, "", "p1", "c", "a", "stream", "k", 1]
     assert len(change) == len(CHANGE_COLUMNS)
-    batch = Batch.of([{"i": [row], "c": [change, own]}])
+    batch = Batch.of([Envelope([row], [change, own])])
     msgs, changes = batch.by_key["c:a"]
     assert msgs[0].mentioned_ids == ("a",) and [c.client_id for c in changes] == ["c"]
     assert [c.client_id for c in batch.unattributed] == [""]
@@ -139,7 +140,7 @@ def test_batch_counts_signals_for_watermark_and_minutes_without_decoding_them() 
         r[13], r[INTERACTION_COLUMNS.index("created_at")] = [], at
         return r
 
-    batch = Batch.of([{"i": [row("m", "reply", 60_000), row("like:p:m", "like", 185_000)], "c": []}])
+    batch = Batch.of([Envelope([row("m", "reply", 60_000), row("like:p:m", "like", 185_000)], [])])
     assert [m.event_id for m in batch.by_key["c:a"][0]] == ["m"]
     assert batch.latest["c:a"] == 185_000
     assert batch.minutes[("c", "a", "x")] == {1, 3}

@@ -181,9 +181,9 @@ def test_an_unattributed_delete_reaches_every_tracked_account_of_its_platform() 
     body = b'{"event":"delete","payload":"113000000000000002"}'
     rec = RawRecord("raw.mastodon", 0, 0, "mastodon", body, {"source": "stream", "received_at": "1790000000000"}, 5)
     out = normalize_records([rec], idx, 1_790_000_001_000)
-    keyed = sorted(k for k, env in out.envelopes.items() if env["c"])
+    keyed = sorted(k for k, env in out.envelopes.items() if env.changes)
     assert keyed == mastodon
-    rows = [env["c"][0] for env in out.envelopes.values() if env["c"]]
+    rows = [env.changes[0] for env in out.envelopes.values() if env.changes]
     assert all(row == rows[0] for row in rows)  # the same row each time: the store keeps one
     assert rows[0][6] == "" and rows[0][7] == ""  # still unattributed
     assert out.events_out == 1  # the archive expects one change, not one per copy

@@ -62,7 +62,7 @@ def batch_agrees(platform: str, payloads: list[Any], idx: AccountIndex, source: 
     headers = {"source": source, "received_at": str(RECEIVED_AT), "via_account": via or ""}
     out = normalize_records([RawRecord(f"raw.{platform}", 0, 7, platform, value, headers, 1)], idx, 1)
     assert len(out.archive_rows) == len(payloads)
-    rows_i = [row for env in out.envelopes.values() for row in env["i"]]
+    rows_i = [row for env in out.envelopes.values() for row in env.interactions]
     want_i: list[Any] = []
     dead = iter(out.dead_letters)
     for payload, archived in zip(payloads, out.archive_rows, strict=True):
