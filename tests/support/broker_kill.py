@@ -15,10 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from streams.contracts.topics import full_names
 from streams.embedded.broker import Broker
 from streams.kafka_admin import ensure_topics
 from streams.settings import Settings
-from streams.topics import full_names
 from tests.support.stack import REPO
 
 # Short waits everywhere, so a restart resumes within a second or two.

@@ -14,12 +14,15 @@ import pytest
 
 from streams.contracts.archive import ARCHIVE_COLUMNS, ArchiveRow
 from streams.contracts.tables import PIPELINE_TABLES, TableSpec
-from streams.detect_io.tables import ROLLUP_TABLE, TABLES
+from streams.detect_io.tables import OPEN_ITEMS_TABLE, ROLLUP_TABLE, TABLES
 from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS, Change, Interaction, schema
 from streams.store.migrations import load_migrations
 
 SPECS: tuple[TableSpec, ...] = (*PIPELINE_TABLES, *(t.store_table for t in TABLES))
-WRITTEN_BY_SQL = {ROLLUP_TABLE: "recomputed from FINAL state by INSERT ... SELECT (detect_io/queries.py)"}
+WRITTEN_BY_SQL = {
+    ROLLUP_TABLE: "recomputed from FINAL state by INSERT ... SELECT (detect_io/queries.py)",
+    OPEN_ITEMS_TABLE: "recomputed from responses/alerts FINAL by INSERT ... SELECT (detect_io/open_items.py)",
+}
 
 
 def _created_tables() -> set[str]:
