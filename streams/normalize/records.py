@@ -175,8 +175,7 @@ def _normalize_record(rec: RawRecord, index: AccountIndex, now_ms: int, out: Nor
                                   OUTCOME_SKIPPED, skip_reason, 0, via_account or "")))
             continue
         for row in interactions:
-            client_id, account_id = _ACCOUNT_KEY(row)
-            key = f"{client_id}:{account_id}"
+            key = f"{row[_I_CLIENT]}:{row[_I_ACCOUNT]}"
             env = envelopes.get(key) or _envelope(envelopes, key)
             env.interactions.append(row)
         for row in changes:
@@ -192,7 +191,9 @@ def _normalize_record(rec: RawRecord, index: AccountIndex, now_ms: int, out: Nor
 _archive_row = partial(tuple.__new__, ArchiveRow)
 """An :class:`ArchiveRow` of a tuple of its fields in order, built in C: NamedTuple's own
 ``__new__`` is a Python call that cost ~0.4 µs a payload (about 2 % of the batch path)."""
-_ACCOUNT_KEY = INTERACTIONS.reader("client_id", "account_id")
+# Positions named by the spec; indexing a row by them is the cheapest read (once per row).
+_I_CLIENT = INTERACTIONS.position("client_id")
+_I_ACCOUNT = INTERACTIONS.position("account_id")
 _CHANGE_SCOPE = CHANGES.reader("client_id", "account_id", "platform")
 _I_TEXT = INTERACTIONS.position("text")
 _C_TEXT = CHANGES.position("text")
