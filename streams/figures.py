@@ -23,8 +23,9 @@ Choices that were made once, here, for every surface:
   past its deadline, ``unanswered`` both (the statuses of shared/README.md);
 * reply rate within SLA is ``answered_in_sla / due``, both over the messages whose deadline
   falls in the range and has passed (``due_at <= now()``), cancelled ones excluded;
-* vanity signals come from ``activity_minutely`` (by the minute the event happened), which is
-  an exact rollup of ``interactions FINAL``.
+* vanity signals and the board's counts of stored interactions come from ``activity_minutely``
+  (by the minute the event happened), which is an exact rollup of ``interactions FINAL``; only
+  "stored in the last minute" reads ``interactions``, ``FINAL`` for the keys ingested then.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ class Figure:
     """An aggregate; ``{in_range}`` stands for the time condition on :attr:`time_column`."""
     time_column: str | None = None
     unit: Unit = "count"
+    prefilter: str = ""
+    """A condition every row the figure counts meets, on columns a plain (not ``FINAL``) read can
+    prune by: a query of such figures alone reads ``FINAL`` only the keys with a row meeting it,
+    the same count (a row counted meets it, so its key is among them)."""
 
     def expression(self, scope: Scope) -> str:
         cond = scope.in_range(self.time_column) if self.time_column else "1"
@@ -63,12 +68,21 @@ def _quantile(q: float, column: str) -> str:
 
 
 _SIGNALS = "('like', 'repost', 'follow')"
+_KEY = "client_id, account_id, platform, event_id"  # the sort key of the tables a prefilter reads
+# Named by table: beside ``sumIf(likes, ...) AS likes`` a bare ``likes`` is that alias (184).
+_ALL_KINDS = " + ".join(f"activity_minutely.{c}" for c in ("messages", "likes", "reposts", "follows"))
 UNANSWERED = "status IN ('open', 'breached')"
 """Responses without an answer (open or breached): the ``unanswered`` figure and the queue."""
 ALERT_OPEN = "status = 'breached'"
 """Alerts still open: the ``alerts_open`` figure and the unanswered-mention alert rule."""
 OPEN_ITEM_ALERT_OPEN = "alert_status = 'breached'"
 """:data:`ALERT_OPEN` on ``open_items``, which holds each unanswered message's alert as ``alert_status``."""
+FROM_OTHERS = f"kind NOT IN {_SIGNALS} AND author_id != account_id AND author_id != ''"
+"""Messages (not signals) by known persons other than the account: counted per minute into
+``activity_minutely.from_others`` (streams/detect_io/queries.py), the ``from_others`` figure."""
+BRAND_REPLIES = f"kind NOT IN {_SIGNALS} AND author_id = account_id AND kind != 'post'"
+"""Messages by the account that are not posts: ``activity_minutely.brand_replies``, the figure."""
+INGESTED_LAST_MINUTE = "ingested_at >= now64(3) - INTERVAL 60 SECOND"
 ANSWERED = "status = 'answered'"
 """Answered responses: ``answered``, the first-response quantiles and their distribution."""
 _DUE = f"status != 'cancelled' AND {RANGE} AND due_at <= now()"
@@ -123,15 +137,14 @@ FIGURES: tuple[Figure, ...] = (
            f"sumIf(reposts, {RANGE})", "minute"),
     Figure("follows", "follows received, by the minute they happened", "activity_minutely",
            f"sumIf(follows, {RANGE})", "minute"),
-    Figure("interactions", "stored interactions of every kind (signals included) in the range",
-           "interactions", _count(), "created_at"),
-    Figure("from_others", "messages (not signals) by known persons other than the account", "interactions",
-           _count(f"kind NOT IN {_SIGNALS} AND author_id != account_id AND author_id != ''"), "created_at"),
-    Figure("brand_replies", "messages by the account that are not posts (replies, quotes, DMs, mentions)",
-           "interactions", _count(f"kind NOT IN {_SIGNALS} AND author_id = account_id AND kind != 'post'"),
-           "created_at"),
+    Figure("interactions", "stored interactions of every kind (signals included), by the minute they happened",
+           "activity_minutely", f"sumIf({_ALL_KINDS}, {RANGE})", "minute"),
+    Figure("from_others", "messages (not signals) by known persons other than the account, by the minute "
+           "they happened", "activity_minutely", f"sumIf(from_others, {RANGE})", "minute"),
+    Figure("brand_replies", "messages by the account that are not posts (replies, quotes, DMs, mentions), by "
+           "the minute they happened", "activity_minutely", f"sumIf(brand_replies, {RANGE})", "minute"),
     Figure("ingested_last_minute", "interactions stored in the last 60 s of the wall clock (now)",
-           "interactions", "countIf(ingested_at >= now64(3) - INTERVAL 60 SECOND)"),
+           "interactions", f"countIf({INGESTED_LAST_MINUTE})", prefilter=INGESTED_LAST_MINUTE),
 )
 BY_NAME: dict[str, Figure] = {f.name: f for f in FIGURES}
 
@@ -223,6 +236,9 @@ def table_sql(table: str, names: Sequence[str], scope: Scope, group_by: Sequence
         cond = scope.in_range(shared.pop())  # type: ignore[arg-type]
         if cond != "1":
             where = f"{where} AND {cond}"
+    prefilters = {f.prefilter for f in figures}
+    if len(prefilters) == 1 and "" not in prefilters:
+        where = f"{where} AND ({_KEY}) IN (SELECT {_KEY} FROM {table} WHERE {where} AND {prefilters.pop()})"
     sql = f"SELECT {', '.join(columns)}\nFROM {table} FINAL\nWHERE {where}"
     if group_by:
         sql += f"\nGROUP BY {', '.join(group_by)}" + (" WITH ROLLUP" if rollup else "")

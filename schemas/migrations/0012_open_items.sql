@@ -43,7 +43,7 @@ SETTINGS allow_experimental_replacing_merge_with_cleanup = 1,
          min_age_to_force_merge_on_partition_only = 1;
 
 -- An existing store: its open set as `responses FINAL` and `alerts FINAL` hold it now
--- (streams/detect_io/open_items.py `open_rows_sql`, the same rows), at the versions of those
+-- (the rows streams/detect_io/open_items.py `refresh_sql` writes), at the versions of those
 -- rows (a worker's next write of a key is newer). Re-running the insert after a failure
 -- writes identical rows, which FINAL shows once.
 INSERT INTO open_items
@@ -69,3 +69,48 @@ LEFT JOIN a ON a.client_id = k.client_id AND a.account_id = k.account_id AND a.p
    AND a.event_id = k.event_id
 LEFT JOIN i ON i.client_id = k.client_id AND i.account_id = k.account_id AND i.platform = k.platform
    AND i.event_id = k.event_id;
+
+-- The board's counts of stored interactions (figures `from_others`, `brand_replies`, and
+-- `interactions` as messages + signals) come from the per-minute rollup, as the vanity signals
+-- do, instead of `interactions FINAL` over all history: two more counts per minute, recomputed
+-- with the others (streams/detect_io/queries.py). Every row of an existing store is recomputed
+-- once from the FINAL state, at a version above the stored ones (a worker's next write is newer
+-- still: a loaded account's version is raised above every stored one).
+ALTER TABLE activity_minutely
+    ADD COLUMN IF NOT EXISTS from_others UInt32 DEFAULT 0 AFTER follows,
+    ADD COLUMN IF NOT EXISTS brand_replies UInt32 DEFAULT 0 AFTER from_others;
+INSERT INTO activity_minutely (client_id, account_id, platform, minute, messages, account_messages, inbound,
+    answered, answered_in_sla, breached, cancelled, likes, reposts, follows, from_others, brand_replies, version)
+SELECT i.client_id, i.account_id, i.platform, i.minute, i.messages, i.account_messages, r.inbound,
+    r.answered, r.answered_in_sla, r.breached, r.cancelled, i.likes, i.reposts, i.follows, i.from_others,
+    i.brand_replies, (SELECT max(version) + 1 FROM activity_minutely)
+FROM (
+    SELECT client_id, account_id, platform, toStartOfMinute(toDateTime(created_at, 'UTC')) AS minute,
+        countIf(kind NOT IN ('follow', 'like', 'repost')) AS messages,
+        countIf(kind NOT IN ('follow', 'like', 'repost')
+                AND if(platform = 'reddit', lower(author_id) = lower(account_id), author_id = account_id))
+            AS account_messages,
+        countIf(kind = 'like') AS likes, countIf(kind = 'repost') AS reposts, countIf(kind = 'follow') AS follows,
+        countIf(kind NOT IN ('like', 'repost', 'follow') AND author_id != account_id AND author_id != '')
+            AS from_others,
+        countIf(kind NOT IN ('like', 'repost', 'follow') AND author_id = account_id AND kind != 'post')
+            AS brand_replies
+    FROM interactions FINAL
+    GROUP BY client_id, account_id, platform, minute
+) AS i
+LEFT JOIN (
+    SELECT client_id, account_id, platform, toStartOfMinute(toDateTime(received_at, 'UTC')) AS minute,
+        count() AS inbound, countIf(status = 'answered') AS answered,
+        countIf(status = 'answered' AND answered_at <= due_at) AS answered_in_sla,
+        countIf(status = 'breached') AS breached, countIf(status = 'cancelled') AS cancelled
+    FROM responses FINAL
+    GROUP BY client_id, account_id, platform, minute
+) AS r ON i.client_id = r.client_id AND i.account_id = r.account_id AND i.platform = r.platform
+    AND i.minute = r.minute
+SETTINGS max_partitions_per_insert_block = 0;
+
+-- "Stored in the last minute" (`ingested_last_minute`) reads FINAL only the keys with a row
+-- ingested in that minute (streams/figures.py `prefilter`); a minmax index on ingested_at lets
+-- that plain read skip the granules ingested earlier.
+ALTER TABLE interactions ADD INDEX IF NOT EXISTS ingested ingested_at TYPE minmax GRANULARITY 1;
+ALTER TABLE interactions MATERIALIZE INDEX ingested;

@@ -61,6 +61,9 @@ class Detection:
         self.store = DetectStore(ctx.store())
         self.probe = DetectStore(ctx.store())  # used outside the lock, before the sink inserts
         self.rebuild_store = DetectStore(ctx.store())  # rebuilds read outside the lock too
+        self.open_items_store = DetectStore(ctx.store())  # beside the rollup, after each write
+        self.open_items_lock = asyncio.Lock()  # refreshes in the order of their steps
+        self.open_items_tasks: set[asyncio.Task[None]] = set()
         self.detector = Detector(ctx.clients, self.store, live_window_ms=int(settings.live_window_s * 1000),
                                  horizon_ms=horizon_ms(ctx), max_evicted=settings.evicted_ids_max,
                                  rebuild_page=settings.rebuild_page)
@@ -122,7 +125,7 @@ class Detection:
             out = await self._compute(None)
             if out:
                 try:
-                    await self._write(out)
+                    await self._write(out, wait_open_items=False)
                 except BaseException:
                     self.reset("writing detection results failed")
                     raise
@@ -161,25 +164,55 @@ class Detection:
         if det.generation == generation and key not in det.accounts:
             det.ready[key] = loaded
 
-    async def _write(self, out: Output) -> None:
-        """Tables (side by side), then the rollup that reads them; the topics meanwhile."""
-        await asyncio.gather(self._store(out), self._publish(out))
+    async def _write(self, out: Output, wait_open_items: bool = True) -> None:
+        """Tables (side by side), then the rollup and open items that read them; the topics meanwhile."""
+        await asyncio.gather(self._store(out, wait_open_items), self._publish(out))
 
-    async def _store(self, out: Output) -> None:
+    async def _refresh_open_items(self, out: Output, keys: dict[tuple[str, str, str], set[str]]) -> None:
+        """``open_items`` for the step's keys, after every earlier step's (one at a time, in order)."""
+        async with self.open_items_lock:
+            await durably(partial(refresh_open_items, self.open_items_store, out.version, out.rollup_accounts, keys,
+                                  out.message_ids), "recomputing open_items", self.ctx.backoff(STAGE))
+
+    def _refresh_open_items_later(self, out: Output, keys: dict[tuple[str, str, str], set[str]]) -> None:
+        """A sweep's refresh, not waited for: the next sweep's alerts do not wait for it.
+
+        Exact all the same: refreshes run in the order of their steps, each from the ``FINAL``
+        state after its step's tables, and a later step that changes a key refreshes it again;
+        one that never ran (a stop, an error it could not retry) is made good by the rebuild of
+        the account, which refreshes it whole (after a restart, a rebalance, or the reset here).
+        """
+        async def run() -> None:
+            try:
+                await self._refresh_open_items(out, keys)
+            except Exception:  # noqa: BLE001 - the accounts are rebuilt, which refreshes them
+                log.exception("recomputing open_items after a sweep failed")
+                async with self.lock:
+                    self.reset("recomputing open_items failed")
+
+        task = asyncio.ensure_future(run())
+        self.open_items_tasks.add(task)
+        task.add_done_callback(self.open_items_tasks.discard)
+
+    async def _store(self, out: Output, wait_open_items: bool = True) -> None:
         rows = out.collector.store_rows(out.version)
         await asyncio.gather(*(durably(partial(self.writers[table].write, table_rows), f"writing {table}",
                                        self.ctx.backoff(STAGE))
                                for table, table_rows in rows.items()))
-        # Both read the tables just written and write tables of their own. One after the other:
-        # they share one store client.
+        # Both read the tables just written and write tables of their own: side by side, each on
+        # its own client. A batch is acked after both; a sweep does not wait for the open items.
+        derived: list[Awaitable[Any]] = []
         if out.rollup_scope:
-            await durably(partial(self.store.recompute_rollup, out.version, out.rollup_accounts,
-                                  out.rollup_minutes), "recomputing activity_minutely",
-                          self.ctx.backoff(STAGE))
-        open_keys = touched_keys(out.collector.rows, out.message_ids)
-        if out.rollup_accounts or open_keys:
-            await durably(partial(refresh_open_items, self.store, out.version, out.rollup_accounts, open_keys),
-                          "recomputing open_items", self.ctx.backoff(STAGE))
+            derived.append(durably(partial(self.store.recompute_rollup, out.version, out.rollup_accounts,
+                                           out.rollup_minutes), "recomputing activity_minutely",
+                                   self.ctx.backoff(STAGE)))
+        open_keys = touched_keys(out.collector.rows)
+        if out.rollup_accounts or open_keys or out.message_ids:
+            if wait_open_items:
+                derived.append(self._refresh_open_items(out, open_keys))
+            else:
+                self._refresh_open_items_later(out, open_keys)
+        await asyncio.gather(*derived)
 
     async def _publish(self, out: Output) -> None:
         futures = []

@@ -19,6 +19,7 @@ from streams.detect.recompute import recompute
 from streams.detect_io.open_items import expected_open_items, interaction_texts, stored_open_items
 from streams.detect_io.queries import quote
 from streams.detect_io.tables import OPEN_ITEMS_TABLE, TABLES
+from streams.figures import BRAND_REPLIES, FROM_OTHERS
 from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS, Change, Interaction
 
 Rows = dict[str, set[tuple[Any, ...]]]
@@ -76,9 +77,8 @@ class TableDiff:
 
 def table_diff(clients: ClientsFile, client: StoreClient, limit: int = 5) -> str:
     """:func:`expected_rows` against :func:`stored_rows`, the rollup against its truth and the
-    open items against the expected rows' open set, one tracked account at a time, so
-    memory holds one account's inputs and rows, never
-    the store's (a million-event run). Empty when equal."""
+    open items against the expected rows' open set, one tracked account at a time, so memory
+    holds one account's inputs and rows, never the store's (a million-event run). Empty when equal."""
     out = TableDiff()
     unattributed = [Change(*(_ms(v) for v in row)) for row in client.query(
         f"SELECT {', '.join(CHANGE_COLUMNS)} FROM changes FINAL WHERE client_id = ''").result_rows]
@@ -141,10 +141,11 @@ def rollup_truth(client: StoreClient, where: str = "1") -> set[tuple[Any, ...]]:
     """activity_minutely as it must be: aggregated afresh from the FINAL state (``where`` it matches)."""
     sql = f"""
     SELECT i.client_id, i.account_id, i.platform, i.minute, i.messages, i.likes, i.reposts, i.follows,
-           r.inbound, r.answered, r.breached, r.cancelled
+           i.from_others, i.brand_replies, r.inbound, r.answered, r.breached, r.cancelled
     FROM (SELECT client_id, account_id, platform, toStartOfMinute(created_at) AS minute,
                  countIf(kind NOT IN ('like', 'repost', 'follow')) AS messages, countIf(kind = 'like') AS likes,
-                 countIf(kind = 'repost') AS reposts, countIf(kind = 'follow') AS follows
+                 countIf(kind = 'repost') AS reposts, countIf(kind = 'follow') AS follows,
+                 countIf({FROM_OTHERS}) AS from_others, countIf({BRAND_REPLIES}) AS brand_replies
           FROM interactions FINAL WHERE {where} GROUP BY client_id, account_id, platform, minute) AS i
     LEFT JOIN (SELECT client_id, account_id, platform, toStartOfMinute(received_at) AS minute, count() AS inbound,
                       countIf(status = 'answered') AS answered, countIf(status = 'breached') AS breached,
@@ -156,8 +157,8 @@ def rollup_truth(client: StoreClient, where: str = "1") -> set[tuple[Any, ...]]:
 
 
 def rollup_rows(client: StoreClient, where: str = "1") -> set[tuple[Any, ...]]:
-    sql = ("SELECT client_id, account_id, platform, minute, messages, likes, reposts, follows, inbound, answered, "
-           f"breached, cancelled FROM activity_minutely FINAL WHERE {where}")
+    sql = ("SELECT client_id, account_id, platform, minute, messages, likes, reposts, follows, from_others, "
+           f"brand_replies, inbound, answered, breached, cancelled FROM activity_minutely FINAL WHERE {where}")
     return {tuple(_ms(v) for v in row) for row in client.query(sql).result_rows}
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from streams.detect_io.queries import DetectStore, chunked, packed, quote, quote_list
 from streams.detect_io.tables import OPEN_ITEMS_TABLE
 from streams.figures import ALERT_OPEN, UNANSWERED
+from streams.interaction import SIGNAL_KINDS
 
 KeyScope = tuple[str, str, str]  # (client_id, account_id, platform)
 _KEY = ("client_id", "account_id", "platform", "event_id")
@@ -34,6 +35,7 @@ OPEN_ROW_COLUMNS = ("client_id", "account_id", "platform", "event_id", "author_i
                     "received_at", "due_at", "status", "alert_status", "opened_at", "alert_text")
 """An open item as compared: its columns without the deletion flag and version."""
 _COLUMNS = (*OPEN_ROW_COLUMNS, "deleted", "version")
+_SIGNALS = "(" + ", ".join(f"'{k}'" for k in sorted(SIGNAL_KINDS)) + ")"
 
 
 def _account(client_id: str, account_id: str) -> str:
@@ -53,61 +55,64 @@ def scopes(accounts: Iterable[tuple[str, str]], keys: dict[KeyScope, set[str]], 
             yield f"({_account(c, a)} AND platform = {quote(p)} AND event_id IN {quote_list(chunk)})"
 
 
-def open_rows_sql(where: str) -> str:
-    """The open items ``where`` picks, as ``responses FINAL``, ``alerts FINAL`` and ``interactions``
-    hold them now: one row per key with an unanswered response or an open alert (columns of
-    :data:`OPEN_ROW_COLUMNS`).
+def refresh_sql(version: int, where: str) -> str:
+    """One statement: every key ``where`` picks that is open now or that the table shows, with
+    its row as ``responses FINAL``, ``alerts FINAL`` and ``interactions`` hold it now, deleted
+    when it is open no more.
 
-    The response columns are those of an unanswered response ('' and 1970 otherwise), the alert
-    columns those of an open alert. Both sets are read, not one derived from the other: the
-    queue must show exactly the unanswered responses and the rule exactly the open alerts. Who
-    wrote the message, its text and link are the stored interaction's, latest version by
-    ``argMax`` (``interactions`` has no deletion flag, so that is what ``FINAL`` keeps), read
-    only for the keys picked, by the whole sort key.
+    A key is open when its response is unanswered or its alert open. Both sets are read, not one
+    derived from the other: the queue must show exactly the unanswered responses and the rule
+    exactly the open alerts. The response columns are those of an unanswered response ('' and
+    1970 otherwise), the alert columns those of an open alert. Who wrote the message, its text
+    and link are the stored interaction's latest version by ``argMax`` (``interactions`` has no
+    deletion flag, so that is what ``FINAL`` keeps).
+
+    Each table is read once: the three sets are one ``UNION ALL`` grouped by key, where ``max``
+    picks the one side's value over the other sides' blanks (ClickHouse computes a CTE again at
+    each reference, so joins of the sets against their union read every table twice). The sets'
+    columns have names of their own (``r_status``, ``a_status``): a blank aliased ``status`` would
+    stand for the column ``status`` in that branch's ``WHERE``.
     """
     key = ", ".join(_KEY)
-    on = {t: " AND ".join(f"{t}.{c} = k.{c}" for c in _KEY) for t in ("r", "a", "i")}
-    return f"""WITH
-    r AS (SELECT {key}, author_id, received_at, due_at, status FROM responses FINAL
-          WHERE ({where}) AND {UNANSWERED}),
-    a AS (SELECT {key}, due_at, status, opened_at, text FROM alerts FINAL WHERE ({where}) AND {ALERT_OPEN}),
-    k AS (SELECT {key} FROM r UNION DISTINCT SELECT {key} FROM a),
-    i AS (SELECT {key}, argMax(author_handle, version) AS author_handle, argMax(text, version) AS text,
-                 argMax(url, version) AS url
-          FROM interactions WHERE ({where}) AND ({key}) IN (SELECT {key} FROM k) GROUP BY {key})
-SELECT k.client_id AS client_id, k.account_id AS account_id, k.platform AS platform, k.event_id AS event_id,
-       r.author_id AS author_id, i.author_handle AS author_handle, i.text AS text, i.url AS url,
-       r.received_at AS received_at, if(r.event_id != '', r.due_at, a.due_at) AS due_at, r.status AS status,
-       a.status AS alert_status, a.opened_at AS opened_at, a.text AS alert_text
-FROM k
-LEFT JOIN r ON {on["r"]}
-LEFT JOIN a ON {on["a"]}
-LEFT JOIN i ON {on["i"]}"""
-
-
-def refresh_sql(version: int, where: str) -> str:
-    """One statement: the open items ``where`` picks (:func:`open_rows_sql`), and a deleted row
-    for each key ``where`` picks that the table shows and that is open no more."""
-    key = ", ".join(_KEY)
-    cols = ", ".join(OPEN_ROW_COLUMNS)
+    on = " AND ".join(f"i.{c} = k.{c}" for c in _KEY)
+    never = "toDateTime64(0, 3, 'UTC')"
+    blank_r = f"'' AS r_author, {never} AS r_received, {never} AS r_due, '' AS r_status"
+    blank_a = f"{never} AS a_due, '' AS a_status, {never} AS a_opened, '' AS a_text"
     return f"""
 INSERT INTO {OPEN_ITEMS_TABLE} ({", ".join(_COLUMNS)})
-WITH now_open AS ({open_rows_sql(where)})
-SELECT {cols}, false, {int(version)} FROM now_open
-UNION ALL
-SELECT {cols}, true, {int(version)}
-FROM {OPEN_ITEMS_TABLE} FINAL
-WHERE ({where}) AND ({key}) NOT IN (SELECT {key} FROM now_open)
+SELECT k.client_id, k.account_id, k.platform, k.event_id, k.r_author, i.author_handle, i.text, i.url,
+       k.r_received, if(k.unanswered, k.r_due, k.a_due), k.r_status, k.a_status, k.a_opened, k.a_text,
+       NOT (k.unanswered OR k.alerted), {int(version)}
+FROM (
+    SELECT {key}, max(r_author) AS r_author, max(r_received) AS r_received, max(r_due) AS r_due,
+           max(r_status) AS r_status, max(a_due) AS a_due, max(a_status) AS a_status, max(a_opened) AS a_opened,
+           max(a_text) AS a_text, max(is_r) AS unanswered, max(is_a) AS alerted
+    FROM (
+        SELECT {key}, author_id AS r_author, received_at AS r_received, due_at AS r_due, status AS r_status,
+               {blank_a}, 1 AS is_r, 0 AS is_a
+        FROM responses FINAL WHERE ({where}) AND {UNANSWERED}
+        UNION ALL
+        SELECT {key}, {blank_r}, due_at AS a_due, status AS a_status, opened_at AS a_opened, text AS a_text,
+               0 AS is_r, 1 AS is_a
+        FROM alerts FINAL WHERE ({where}) AND {ALERT_OPEN}
+        UNION ALL
+        SELECT {key}, {blank_r}, {blank_a}, 0 AS is_r, 0 AS is_a
+        FROM {OPEN_ITEMS_TABLE} FINAL WHERE ({where})
+    )
+    GROUP BY {key}
+) AS k
+LEFT JOIN (
+    SELECT {key}, argMax(author_handle, version) AS author_handle, argMax(text, version) AS text,
+           argMax(url, version) AS url
+    FROM interactions WHERE ({where}) AND kind NOT IN {_SIGNALS}
+    GROUP BY {key}
+) AS i ON {on}
 """
 
 
-def touched_keys(rows: Mapping[str, Mapping[tuple[str, ...], Any]],
-                 messages: Mapping[KeyScope, set[str]] | None = None) -> dict[KeyScope, set[str]]:
-    """The keys a step may change open items of, per scope: those of its ``responses`` and
-    ``alerts`` rows, and its batch's ``messages`` (their text may have changed)."""
+def touched_keys(rows: Mapping[str, Mapping[tuple[str, ...], Any]]) -> dict[KeyScope, set[str]]:
+    """The keys a step's ``responses`` and ``alerts`` rows change, per scope."""
     out: dict[KeyScope, set[str]] = defaultdict(set)
-    for scope, ids in (messages or {}).items():
-        out[scope] |= ids
     for table in ("responses", "alerts"):
         for c, a, p, event_id in rows.get(table, {}):
             out[(c, a, p)].add(event_id)
@@ -115,18 +120,30 @@ def touched_keys(rows: Mapping[str, Mapping[tuple[str, ...], Any]],
 
 
 def refresh_open_items(store: DetectStore, version: int, accounts: Iterable[tuple[str, str]],
-                       keys: dict[KeyScope, set[str]]) -> int:
-    """Recompute the open items of ``accounts`` (whole) and ``keys``; the statements sent.
+                       keys: dict[KeyScope, set[str]], messages: Mapping[KeyScope, set[str]] | None = None) -> int:
+    """Recompute the open items of ``accounts`` (whole), ``keys``, and those of ``messages``
+    (a batch's messages: their stored text may have changed) that the table holds; the
+    statements sent.
+
+    Most of a batch's messages are no open item, and those that become one have a response
+    row among ``keys``: the others are looked up in the (small) table first, so a batch costs
+    the reads of its open items, not of every message it brings.
 
     Under the store client's bound as every detection statement (:class:`DetectStore`'s
     budgets): the condition appears four times in a statement, so a group of conditions
     fills at most a quarter of the terms budget.
     """
-    sent = 0
-    for group in packed(scopes(accounts, keys, store.list_budget), max(1024, store.terms_budget // 4)):
+    whole = set(accounts)
+    rest = {scope: ids - keys.get(scope, set()) for scope, ids in (messages or {}).items() if scope[:2] not in whole}
+    held = []  # a message term holds its list twice: half the list, half the group
+    for term in scopes((), {s: ids for s, ids in rest.items() if ids}, store.list_budget // 2):
+        held.append(f"({term} AND ({', '.join(_KEY)}) IN (SELECT {', '.join(_KEY)} FROM {OPEN_ITEMS_TABLE} "
+                    f"WHERE {term}))")
+    groups = [*packed(scopes(accounts, keys, store.list_budget), max(1024, store.terms_budget // 4)),
+              *packed(held, max(1024, store.terms_budget // 8))]
+    for group in groups:
         store.client.command(refresh_sql(version, " OR ".join(group)), settings={"max_query_size": 64 * 1024 * 1024})
-        sent += 1
-    return sent
+    return len(groups)
 
 
 # --- what the table must hold (the check of every run: streams/chaos/check.py, tests) ----------
@@ -141,8 +158,8 @@ Tuple = tuple[Any, ...]
 def expected_open_items(responses: Iterable[Tuple], alerts: Iterable[Tuple],
                         texts: Mapping[Tuple, Tuple]) -> set[Tuple]:
     """The open items of these response and alert rows (tuples in the row types' column order,
-    times in epoch ms; withdrawn alerts left out, as ``FINAL`` hides them), as :func:`open_rows_sql`
-    makes them: a row per key with an unanswered response or an open alert, with the message's
+    times in epoch ms; withdrawn alerts left out, as ``FINAL`` hides them), as :func:`refresh_sql`
+    writes them: a row per key with an unanswered response or an open alert, with the message's
     ``(author_handle, text, url)`` from ``texts`` (:func:`interaction_texts`)."""
     unanswered = {r[:4]: r for r in responses if r[_RESPONSE_STATUS] in ("open", "breached")}
     open_alerts = {a[:4]: a for a in alerts if a[_ALERT_STATUS] == "breached"}

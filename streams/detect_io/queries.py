@@ -27,6 +27,7 @@ from streams.detect.account_state import StoredPerson
 from streams.detect.conversations import ConversationSummary
 from streams.detect.responses import NEVER
 from streams.detect_io.tables import OPEN_ITEMS_TABLE, ROLLUP_TABLE, TABLES, Row, StoreKey, TableSpec, store_key
+from streams.figures import BRAND_REPLIES, FROM_OTHERS
 from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS, SIGNAL_KINDS, Change, Interaction
 from streams.store.bounded import DEFAULT_MAX_QUERY_BYTES
 
@@ -391,14 +392,16 @@ class DetectStore:
                           "author_id = account_id)")
         sql = f"""
 INSERT INTO {ROLLUP_TABLE} (client_id, account_id, platform, minute, messages, account_messages, inbound,
-    answered, answered_in_sla, breached, cancelled, likes, reposts, follows, version)
+    answered, answered_in_sla, breached, cancelled, likes, reposts, follows, from_others, brand_replies, version)
 SELECT i.client_id, i.account_id, i.platform, i.minute, i.messages, i.account_messages, r.inbound,
-    r.answered, r.answered_in_sla, r.breached, r.cancelled, i.likes, i.reposts, i.follows, {int(version)}
+    r.answered, r.answered_in_sla, r.breached, r.cancelled, i.likes, i.reposts, i.follows, i.from_others,
+    i.brand_replies, {int(version)}
 FROM (
     SELECT client_id, account_id, platform, toStartOfMinute(toDateTime(created_at, 'UTC')) AS minute,
         countIf(kind NOT IN {_SIGNALS}) AS messages,
         countIf(kind NOT IN {_SIGNALS} AND {account_author}) AS account_messages,
-        countIf(kind = 'like') AS likes, countIf(kind = 'repost') AS reposts, countIf(kind = 'follow') AS follows
+        countIf(kind = 'like') AS likes, countIf(kind = 'repost') AS reposts, countIf(kind = 'follow') AS follows,
+        countIf({FROM_OTHERS}) AS from_others, countIf({BRAND_REPLIES}) AS brand_replies
     FROM interactions FINAL
     WHERE {where_i}
     GROUP BY client_id, account_id, platform, minute

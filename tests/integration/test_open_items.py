@@ -170,6 +170,20 @@ def test_refresh_keeps_the_open_set_and_rows_leave(namespace: Namespace) -> None
         # A whole account (a rebuild) gives the same set as its keys.
         refresh_open_items(store, 5, {("acme", "acct")}, {})
         assert stored_open_items(client) == before
+
+        # A batch bringing an open message again (a newer version, its handle now known) and a
+        # message that is no open item: the first row's text follows, the second is not written.
+        for version, handle in ((1, ""), (2, "pat")):
+            client.command(
+                "INSERT INTO interactions (client_id, account_id, platform, event_id, kind, author_id, author_handle, "
+                f"text, url, created_at, ingested_at, version) VALUES ('acme', 'acct', 'x', 'e-open', 'mention', "
+                f"'person', '{handle}', 'hello?', 'https://x.com/e-open', {START_MS / 1000}, {START_MS / 1000}, "
+                f"{version})")
+        refresh_open_items(store, 6, (), {}, {("acme", "acct", "x"): {"e-open", "e-only-answered"}})
+        row = next(r for r in stored_open_items(client) if r[3] == "e-open")
+        assert row[5:8] == ("pat", "hello?", "https://x.com/e-open")
+        assert stored_open_items(client) == _definition(client)
+        assert int(client.command("SELECT count() FROM open_items WHERE event_id = 'e-only-answered'")) == 0  # type: ignore[arg-type]
     finally:
         client.close()
 

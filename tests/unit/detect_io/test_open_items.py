@@ -37,12 +37,14 @@ def test_whole_accounts_are_one_scope_and_their_keys_are_not_listed_again() -> N
                    "(client_id = 'c' AND account_id = 'b' AND platform = 'x' AND event_id IN ('e2'))"]
 
 
-def test_the_statement_writes_open_rows_and_deletes_the_ones_that_left() -> None:
+def test_the_statement_reads_each_table_once_and_flags_the_rows_that_left() -> None:
     sql = refresh_sql(7, "(client_id = 'c')")
     assert sql.count("(client_id = 'c')") == 4  # the condition's uses (within the bound's budget)
-    assert "FROM responses FINAL" in sql and "FROM alerts FINAL" in sql and "FROM open_items FINAL" in sql
+    for table in ("responses", "alerts", "open_items"):
+        assert sql.count(f"FROM {table} FINAL") == 1, table
+    assert sql.count("FROM interactions") == 1
     assert "status IN ('open', 'breached')" in sql and "status = 'breached'" in sql
-    assert "false, 7" in sql and "true, 7" in sql
+    assert "NOT (k.unanswered OR k.alerted), 7" in sql
 
 
 def test_touched_keys_are_the_written_responses_and_alerts() -> None:
