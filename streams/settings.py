@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     evict_interval_s: float = Field(30.0, gt=0, description="Detection: how often idle threads are evicted.")
     rebuild_page: int = Field(20_000, ge=1, description="Detection: interactions (and stored rows) read per "
                               "page when an account is rebuilt from the store.")
+    malloc_arena_max: int = Field(2, ge=0, description="Workers and agents: glibc malloc arenas at most "
+                                  "(as MALLOC_ARENA_MAX, which wins when set); 0 keeps glibc's default of "
+                                  "8 per core, each holding freed memory of its own.")
     evicted_ids_max: int = Field(100_000, ge=0, description="Detection: evicted thread ids remembered per account "
                                  "(for one more horizon at most); past it the store is asked whether a thread existed.")
 

@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 def run_worker(settings: Settings, clients: ClientsFile, broker_url: str, store_url: str) -> None:
     """Run the faust worker in the foreground until SIGINT/SIGTERM."""
+    from streams.malloc_arenas import limit_malloc_arenas
+
+    limit_malloc_arenas(settings.malloc_arena_max)  # before the threads exist
     try:
         import mode.loop
 

@@ -486,6 +486,14 @@ class ThreadBook:
                     else:
                         del waiting[post.parent]
             del self._threads[thread.platform][thread.root]
+            # A thread and its posts point at each other (``post.thread``, and the exchanges
+            # on ``ext`` hold posts too): left so, an evicted thread is cyclic garbage that
+            # only a full collection frees, and the worker's collector thresholds
+            # (streams/worker.py) make those rare, so memory grew with every thread evicted
+            # (the soak, bench/README.md). Cutting the thread's side frees it by reference
+            # counting now; a post still referenced elsewhere keeps a valid ``thread``.
+            thread.posts = []
+            thread.ext = None
             self.evicted.pop(tid, None)
             self.evicted[tid] = thread.last_at
             out.append(tid)

@@ -21,6 +21,7 @@ from streams.commands import ClientsOpt, DataDir, _clients, _settings, command_g
 from streams.errors import RapportError
 from streams.ingest.plan import AGENTS, readiness
 from streams.ingest.runtime import Agent, Context, run_agent
+from streams.malloc_arenas import limit_malloc_arenas
 from streams.settings import Settings
 
 ingest_app = command_group("Ingest agents: read a platform live, publish its payloads to rapport.raw.<platform>.")
@@ -60,6 +61,7 @@ def start(name: str, make: Callable[[Context], Agent], data_dir: Path | None, cl
     except RapportError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+    limit_malloc_arenas(settings.malloc_arena_max)  # before the threads exist
     try:
         asyncio.run(_serve(make, name, settings, clients_file, broker, store, notes))
     except RapportError as exc:  # the broker or the store went away: one line, and a restart resumes

@@ -169,6 +169,35 @@ def test_evicted_thread_is_restored_from_its_stored_interactions() -> None:
     assert snap == recompute(client, "acct", [*old, wake], (), 10 * MIN)
 
 
+def test_evicted_threads_are_freed_without_the_cyclic_collector() -> None:
+    # The worker raises the collector's thresholds (streams/worker.py): an evicted thread
+    # left as a cycle (thread <-> posts <-> exchanges) stayed allocated until a rare full
+    # collection, and memory grew with every eviction (bench/README.md, the soak).
+    from streams.detect.threads import Post, Thread
+
+    def alive() -> tuple[int, int]:
+        objs = gc.get_objects()
+        return sum(type(o) is Thread for o in objs), sum(type(o) is Post for o in objs)
+
+    state = AccountState(make_client(), "acct")
+    msgs = []
+    for i in range(50):
+        msgs += [make_msg(f"m{i}", "mention", f"p{i}", mentions=("acct",), root=f"m{i}", at=i),
+                 make_msg(f"r{i}", "reply", "acct", parent=f"m{i}", pa=f"p{i}", root=f"m{i}", at=MIN + i)]
+    gc.collect()
+    gc.disable()
+    try:
+        before = alive()
+        state.apply(msgs)
+        state.sweep(10 * MIN)
+        assert alive() == (before[0] + 50, before[1] + 100)
+        assert len(state.evict_idle(now_ms=10**9, horizon_ms=10**6)) == 50
+        state.sweep(10**9)  # the deadline queue lets go of forgotten responses as it passes them
+        assert alive() == before, "evicted threads wait for the cyclic collector"
+    finally:
+        gc.enable()
+
+
 def test_threads_with_open_responses_are_not_evicted() -> None:
     state = AccountState(make_client(sla=10**6), "acct")
     state.apply([make_msg("m", "mention", "p1", mentions=("acct",), root="m", at=0)])
