@@ -392,8 +392,16 @@ class Detector:
                 restored, restored_changes = prepared.restores.get(key, ([], []))
                 if restored:
                     out.restored_threads += len(acc.state.needs_restore(msgs)) or 1
+                    # The woken threads come back as they were before the batch, then the
+                    # batch applies to them: what it changes is then emitted against what
+                    # the store holds (a late answer withdraws the alert stored before the
+                    # eviction; a late Mastodon parent retracts the provisional thread its
+                    # replies were filed under). Applied at once, neither existed in memory.
+                    fresh = {(m.platform, m.event_id) for m in msgs}
+                    out.add(acc.state.apply([m for m in restored if (m.platform, m.event_id) not in fresh],
+                                            restored_changes))
                 late_deletes = prepared.deletes.get(key, [])
-                out.add(acc.state.apply([*restored, *msgs], [*restored_changes, *late_deletes, *changes]))
+                out.add(acc.state.apply(msgs, [*late_deletes, *changes]))
                 acc.event_wm = max(acc.event_wm, batch.latest.get(key, NEVER))
                 touched.append(acc)
             if batch.unattributed:
