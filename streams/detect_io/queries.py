@@ -416,3 +416,17 @@ LEFT JOIN (
         # A backfill spans years: one recomputation may touch more than the default 100
         # monthly partitions, and all of its rows are needed at once.
         self.client.command(sql, settings={"max_partitions_per_insert_block": 0, **_BIG_QUERY})
+        # A minute the FINAL interactions left (a boost's other copy replaced the row that
+        # counted there) has no row above: its stored row is zeroed, else it keeps counting.
+        where_m = where.replace("{minute}", "intDiv(toUnixTimestamp(minute), 60)").replace("{time}", "minute")
+        empty = f"""
+INSERT INTO {ROLLUP_TABLE} (client_id, account_id, platform, minute, messages, account_messages, inbound,
+    answered, answered_in_sla, breached, cancelled, likes, reposts, follows, version)
+SELECT client_id, account_id, platform, minute, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, {int(version)}
+FROM {ROLLUP_TABLE} FINAL
+WHERE ({where_m}) AND messages + inbound + likes + reposts + follows > 0
+    AND (client_id, account_id, platform, minute) NOT IN (
+        SELECT client_id, account_id, platform, toStartOfMinute(toDateTime(created_at, 'UTC'))
+        FROM interactions FINAL WHERE {where_i})
+"""
+        self.client.command(empty, settings={"max_partitions_per_insert_block": 0, **_BIG_QUERY})

@@ -157,6 +157,8 @@ def test_late_arrivals_past_the_horizon_match_the_recomputation(namespace: Names
             detector.evict(clock)
         problems = diff(expected_rows(clients, client), stored_rows(client))
         assert not problems, problems
+        rollup, truth = rollup_rows(client), rollup_truth(client)
+        assert rollup == truth, str((sorted(rollup - truth), sorted(truth - rollup)))
     finally:
         client.close()
         store.client.close()
