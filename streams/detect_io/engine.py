@@ -150,6 +150,9 @@ class Prepared:
     restores: dict[str, tuple[list[Interaction], list[Change]]] = field(default_factory=dict)
     persons: dict[str, list[StoredPerson]] = field(default_factory=dict)
     """Evicted persons the batch names again, per account, as the store holds them."""
+    alerts: dict[str, dict[tuple[str, str], tuple[str, int | None]]] = field(default_factory=dict)
+    """The stored alerts of the restored threads' messages, per account: a restored thread
+    must know them, or a change that withdraws one emits nothing."""
     deletes: dict[str, list[Change]] = field(default_factory=dict)
     """Stored deletes of the batch's late statuses whose delete memory may have dropped,
     per account (:meth:`AccountState.deletes_to_look_up`)."""
@@ -276,6 +279,13 @@ class Detector:
                     restore = self._restore(acc, msgs)
                     if restore[0]:
                         out.restores[key] = restore
+                        alerts: dict[tuple[str, str], tuple[str, int | None]] = {}
+                        for platform in sorted({m.platform for m in restore[0]}):
+                            alerts.update(self.store.alert_states(
+                                acc.client.id, acc.account_id, platform,
+                                [m.event_id for m in restore[0] if m.platform == platform]))
+                        if alerts:
+                            out.alerts[key] = alerts
                 wanted = acc.state.persons_to_restore([*out.restores.get(key, ([], []))[0], *msgs])
                 persons: list[StoredPerson] = []
                 for platform in sorted({p for p, _ in wanted}):
@@ -397,6 +407,7 @@ class Detector:
                     # the store holds (a late answer withdraws the alert stored before the
                     # eviction; a late Mastodon parent retracts the provisional thread its
                     # replies were filed under). Applied at once, neither existed in memory.
+                    acc.state.restore_alerts(prepared.alerts.get(key, {}))
                     fresh = {(m.platform, m.event_id) for m in msgs}
                     out.add(acc.state.apply([m for m in restored if (m.platform, m.event_id) not in fresh],
                                             restored_changes))

@@ -297,6 +297,19 @@ class DetectStore:
 
     # -- stored detection rows --------------------------------------------------------
 
+    def alert_states(self, client_id: str, account_id: str, platform: str,
+                     event_ids: Iterable[str]) -> dict[tuple[str, str], tuple[str, int | None]]:
+        """``(status, resolved_at)`` of the stored (``FINAL``, not withdrawn) alerts of these
+        events, by ``(platform, event_id)``: what a restored thread's alerts stand at."""
+        out: dict[tuple[str, str], tuple[str, int | None]] = {}
+        for chunk in chunked(event_ids, self.list_budget):
+            sql = (f"SELECT event_id, status, toUnixTimestamp64Milli(resolved_at) FROM alerts FINAL "
+                   f"WHERE {_account(client_id, account_id)} AND platform = {quote(platform)} "
+                   f"AND event_id IN {quote_list(chunk)}")
+            for event_id, status, resolved_at in self.rows(sql):
+                out[(platform, str(event_id))] = (str(status), None if resolved_at is None else int(resolved_at))
+        return out
+
     def stored_pages(self, spec: TableSpec, client_id: str, account_id: str, page: int) -> Iterator[list[Row]]:
         """The table's current rows of the account, ``page`` at a time in sort-key order."""
         cols = _KEY_COLUMNS[spec.name]
