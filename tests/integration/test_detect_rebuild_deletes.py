@@ -225,6 +225,28 @@ def test_a_delete_of_an_evicted_breached_status_withdraws_its_alert_when_its_thr
         worker.close()
 
 
+@pytest.mark.parametrize("attributed", [False, True], ids=["unattributed", "attributed"])
+def test_a_delete_of_a_status_in_an_evicted_thread_cancels_it(namespace: Namespace, attributed: bool) -> None:
+    """The status breached and its thread was evicted before its delete came (a delete
+    published again late, or a status published again, evicted at once since its event
+    time is long past): the delete wakes the thread, so the stored response becomes
+    ``cancelled`` and the alert is withdrawn (`rapport chaos` found it ``breached``)."""
+    client_id = f"rb{next(_ids)}"
+    worker = Worker(namespace, tracked(client_id))
+    try:
+        worker.feed([status(client_id, "4001", T0)], [], read_before_insert=False)
+        worker.feed([status(client_id, "4002", T0 + 8 * DAY, author="p2")], [], read_before_insert=False)
+        assert worker.evict() >= 1
+        gone = delete("4001", T0 + 10 * MIN)
+        if attributed:
+            gone = replace(gone, client_id=client_id, account_id=ACCOUNT)
+        worker.feed([], [gone], read_before_insert=True)
+        assert response_status(worker, client_id, "4001") == "cancelled"
+        assert not worker.mismatch(client_id), worker.mismatch(client_id)
+    finally:
+        worker.close()
+
+
 Step = tuple[str, int, int, str]
 """``("status", n, minute, author)``, ``("answer", n, minutes after, "")`` or ``("delete", n, at, "")``."""
 
