@@ -157,8 +157,11 @@ def rollup_truth(client: StoreClient, where: str = "1") -> set[tuple[Any, ...]]:
 
 
 def rollup_rows(client: StoreClient, where: str = "1") -> set[tuple[Any, ...]]:
+    """activity_minutely as stored, without its zeroed rows (a minute nothing is left in
+    counts nothing, the same as no row: every reader sums)."""
     sql = ("SELECT client_id, account_id, platform, minute, messages, likes, reposts, follows, from_others, "
-           f"brand_replies, inbound, answered, breached, cancelled FROM activity_minutely FINAL WHERE {where}")
+           "brand_replies, inbound, answered, breached, cancelled FROM activity_minutely FINAL "
+           f"WHERE ({where}) AND messages + inbound + likes + reposts + follows + from_others + brand_replies > 0")
     return {tuple(_ms(v) for v in row) for row in client.query(sql).result_rows}
 
 

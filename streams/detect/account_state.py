@@ -29,7 +29,7 @@ conversation rows and the inbound message that gave their handle.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import cast
@@ -604,6 +604,13 @@ class AccountState:
                 continue
             out.setdefault(msg.platform, []).append(msg.event_id)
         return out
+
+    def restore_alerts(self, stored: Mapping[ResponseKey, tuple[str, int | None]]) -> None:
+        """Put back the alerts the store holds for a restored thread's messages (eviction
+        dropped them): a late change that withdraws one (a delete or an answer before its
+        deadline) then emits ``withdrawn`` instead of leaving it ``breached``."""
+        for key, state in stored.items():
+            self._alerts.setdefault(key, state)
 
     def restore_persons(self, stored: Iterable[StoredPerson]) -> None:
         """Put evicted persons back as the store has them (before the batch that names them)."""

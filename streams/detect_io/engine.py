@@ -151,6 +151,9 @@ class Prepared:
     restores: dict[str, tuple[list[Interaction], list[Change]]] = field(default_factory=dict)
     persons: dict[str, list[StoredPerson]] = field(default_factory=dict)
     """Evicted persons the batch names again, per account, as the store holds them."""
+    alerts: dict[str, dict[tuple[str, str], tuple[str, int | None]]] = field(default_factory=dict)
+    """The stored alerts of the restored threads' messages, per account: a restored thread
+    must know them, or a change that withdraws one emits nothing."""
     deletes: dict[str, list[Change]] = field(default_factory=dict)
     """Stored deletes of the batch's late statuses whose delete memory may have dropped,
     per account (:meth:`AccountState.deletes_to_look_up`)."""
@@ -271,7 +274,13 @@ class Detector:
             elif load_missing:
                 out.loaded[key] = self.load(key, clock_ms)
         if batch is not None:
-            for key, (msgs, _) in batch.by_key.items():
+            named = set(batch.by_key)
+            if batch.unattributed:  # applied to every account of their platform
+                on = {c.platform for c in batch.unattributed}
+                named.update(k for k, a in [*self.accounts.items(), *((k, ld.account) for k, ld in out.loaded.items())]
+                             if a.platforms & on)
+            for key in sorted(named):
+                msgs, own_changes = batch.by_key.get(key, ([], []))
                 # An account rebuilt in this very call counts too: its rebuild may have read
                 # before the batch's insert, so the batch's late statuses were not in it.
                 acc = self.accounts.get(key) or (out.loaded[key].account if key in out.loaded else None)
@@ -279,9 +288,18 @@ class Detector:
                     continue
                 book = acc.state.book
                 if book.evicted or book.forgotten:
-                    restore = self._restore(acc, msgs)
+                    gone = [c for c in [*own_changes, *batch.unattributed]
+                            if c.change == "delete" and c.platform in acc.platforms]
+                    restore = self._restore(acc, msgs, gone)
                     if restore[0]:
                         out.restores[key] = restore
+                        alerts: dict[tuple[str, str], tuple[str, int | None]] = {}
+                        for platform in sorted({m.platform for m in restore[0]}):
+                            alerts.update(self.store.alert_states(
+                                acc.client.id, acc.account_id, platform,
+                                [m.event_id for m in restore[0] if m.platform == platform]))
+                        if alerts:
+                            out.alerts[key] = alerts
                 wanted = acc.state.persons_to_restore([*out.restores.get(key, ([], []))[0], *msgs])
                 persons: list[StoredPerson] = []
                 for platform in sorted({p for p, _ in wanted}):
@@ -342,8 +360,13 @@ class Detector:
         account = Account(key, client, account_id, platforms, state, event_wm)
         return Loaded(account, diff, s.max_version(client.id, account_id))
 
-    def _restore(self, acc: Account, msgs: list[Interaction]) -> tuple[list[Interaction], list[Change]]:
-        """The stored messages (and deletes) of the evicted threads this batch wakes up."""
+    def _restore(self, acc: Account, msgs: list[Interaction],
+                 gone: Iterable[Change] = ()) -> tuple[list[Interaction], list[Change]]:
+        """The stored messages (and deletes) of the evicted threads this batch wakes up.
+
+        A delete (``gone``) of a status not in memory wakes its thread too: the status may
+        be in an evicted thread, whose stored response row would else stay ``breached``.
+        """
         book = acc.state.book
         evicted_platforms = {p for p, _ in book.evicted} | book.forgotten
         roots: dict[str, set[str]] = defaultdict(set)
@@ -358,6 +381,9 @@ class Detector:
                 if (parent is not None and declared_root(m, book.account(m.platform)) is None
                         and book.post(m.platform, parent) is None):
                     ids[m.platform].add(parent)
+        for c in gone:
+            if c.platform in evicted_platforms and book.post(c.platform, c.event_id) is None:
+                ids[c.platform].add(c.event_id)
         found: list[Interaction] = []
         deletes: list[Change] = []
         for platform in sorted(set(roots) | set(ids)):
@@ -390,18 +416,34 @@ class Detector:
             for scopes in (batch.prior_minutes, batch.minutes):
                 for scope, minutes in scopes.items():
                     out.rollup_minutes[scope] |= minutes
-            for key, (msgs, changes) in batch.by_key.items():
+            # Evicted persons and threads first, as they were before the batch (an account
+            # woken only by an unattributed delete included), then the batch.
+            for key in sorted(set(prepared.restores) | set(prepared.persons)):
                 acc = self.accounts.get(key)
                 if acc is None:
                     continue
+                msgs = batch.by_key.get(key, ([], []))[0]
                 acc.state.restore_persons(prepared.persons.get(key, ()))
                 for m in msgs:
                     out.message_ids[(m.client_id, m.account_id, m.platform)].add(m.event_id)
                 restored, restored_changes = prepared.restores.get(key, ([], []))
                 if restored:
                     out.restored_threads += len(acc.state.needs_restore(msgs)) or 1
+                    # The woken threads come back as they were before the batch, then the
+                    # batch applies to them: what it changes is then emitted against what
+                    # the store holds (a late answer withdraws the alert stored before the
+                    # eviction; a late Mastodon parent retracts the provisional thread its
+                    # replies were filed under). Applied at once, neither existed in memory.
+                    acc.state.restore_alerts(prepared.alerts.get(key, {}))
+                    fresh = {(m.platform, m.event_id) for m in msgs}
+                    out.add(acc.state.apply([m for m in restored if (m.platform, m.event_id) not in fresh],
+                                            restored_changes))
+            for key, (msgs, changes) in batch.by_key.items():
+                acc = self.accounts.get(key)
+                if acc is None:
+                    continue
                 late_deletes = prepared.deletes.get(key, [])
-                out.add(acc.state.apply([*restored, *msgs], [*restored_changes, *late_deletes, *changes]))
+                out.add(acc.state.apply(msgs, [*late_deletes, *changes]))
                 acc.event_wm = max(acc.event_wm, batch.latest.get(key, NEVER))
                 touched.append(acc)
             if batch.unattributed:

@@ -299,6 +299,19 @@ class DetectStore:
 
     # -- stored detection rows --------------------------------------------------------
 
+    def alert_states(self, client_id: str, account_id: str, platform: str,
+                     event_ids: Iterable[str]) -> dict[tuple[str, str], tuple[str, int | None]]:
+        """``(status, resolved_at)`` of the stored (``FINAL``, not withdrawn) alerts of these
+        events, by ``(platform, event_id)``: what a restored thread's alerts stand at."""
+        out: dict[tuple[str, str], tuple[str, int | None]] = {}
+        for chunk in chunked(event_ids, self.list_budget):
+            sql = (f"SELECT event_id, status, toUnixTimestamp64Milli(resolved_at) FROM alerts FINAL "
+                   f"WHERE {_account(client_id, account_id)} AND platform = {quote(platform)} "
+                   f"AND event_id IN {quote_list(chunk)}")
+            for event_id, status, resolved_at in self.rows(sql):
+                out[(platform, str(event_id))] = (str(status), None if resolved_at is None else int(resolved_at))
+        return out
+
     def stored_pages(self, spec: TableSpec, client_id: str, account_id: str, page: int) -> Iterator[list[Row]]:
         """The table's current rows of the account, ``page`` at a time in sort-key order."""
         cols = _KEY_COLUMNS[spec.name]
@@ -420,3 +433,17 @@ LEFT JOIN (
         # A backfill spans years: one recomputation may touch more than the default 100
         # monthly partitions, and all of its rows are needed at once.
         self.client.command(sql, settings={"max_partitions_per_insert_block": 0, **_BIG_QUERY})
+        # A minute the FINAL interactions left (a boost's other copy replaced the row that
+        # counted there) has no row above: its stored row is zeroed, else it keeps counting.
+        where_m = where.replace("{minute}", "intDiv(toUnixTimestamp(minute), 60)").replace("{time}", "minute")
+        empty = f"""
+INSERT INTO {ROLLUP_TABLE} (client_id, account_id, platform, minute, messages, account_messages, inbound,
+    answered, answered_in_sla, breached, cancelled, likes, reposts, follows, version)
+SELECT client_id, account_id, platform, minute, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, {int(version)}
+FROM {ROLLUP_TABLE} FINAL
+WHERE ({where_m}) AND messages + inbound + likes + reposts + follows > 0
+    AND (client_id, account_id, platform, minute) NOT IN (
+        SELECT client_id, account_id, platform, toStartOfMinute(toDateTime(created_at, 'UTC'))
+        FROM interactions FINAL WHERE {where_i})
+"""
+        self.client.command(empty, settings={"max_partitions_per_insert_block": 0, **_BIG_QUERY})

@@ -200,6 +200,53 @@ def test_a_status_arriving_a_horizon_after_its_delete_is_cancelled(namespace: Na
         worker.close()
 
 
+def test_a_delete_of_an_evicted_breached_status_withdraws_its_alert_when_its_thread_wakes(
+        namespace: Namespace) -> None:
+    """The status's alert opened, its thread was evicted (the alert with it), its delete came
+    while it was evicted, and a later reply woke the thread: restored from the store with
+    its delete, the status is ``cancelled``, and the alert stored before the eviction must
+    be withdrawn (`rapport chaos`, 100 k events with a 4-hour horizon, found it ``breached``)."""
+    client_id = f"rb{next(_ids)}"
+    worker = Worker(namespace, tracked(client_id))
+    try:
+        s = status(client_id, "3001", T0)
+        worker.feed([s], [], read_before_insert=False)
+        worker.feed([status(client_id, "3002", T0 + 8 * DAY, author="p2")], [], read_before_insert=False)
+        assert worker.store.rows(f"SELECT status FROM alerts FINAL WHERE client_id = '{client_id}' "
+                                 "AND event_id = '3001'") == [["breached"]]
+        assert worker.evict() >= 1
+        worker.feed([], [delete("3001", T0 + 10 * MIN)], read_before_insert=False)  # before the deadline
+        reply = interaction("mastodon", "3003", "reply", "p1", T0 + 8 * DAY + MIN, client_id=client_id,
+                            account_id=ACCOUNT, parent_id="3001", parent_author_id="p1")
+        worker.feed([reply], [], read_before_insert=False)
+        assert response_status(worker, client_id, "3001") == "cancelled"
+        assert not worker.mismatch(client_id), worker.mismatch(client_id)
+    finally:
+        worker.close()
+
+
+@pytest.mark.parametrize("attributed", [False, True], ids=["unattributed", "attributed"])
+def test_a_delete_of_a_status_in_an_evicted_thread_cancels_it(namespace: Namespace, attributed: bool) -> None:
+    """The status breached and its thread was evicted before its delete came (a delete
+    published again late, or a status published again, evicted at once since its event
+    time is long past): the delete wakes the thread, so the stored response becomes
+    ``cancelled`` and the alert is withdrawn (`rapport chaos` found it ``breached``)."""
+    client_id = f"rb{next(_ids)}"
+    worker = Worker(namespace, tracked(client_id))
+    try:
+        worker.feed([status(client_id, "4001", T0)], [], read_before_insert=False)
+        worker.feed([status(client_id, "4002", T0 + 8 * DAY, author="p2")], [], read_before_insert=False)
+        assert worker.evict() >= 1
+        gone = delete("4001", T0 + 10 * MIN)
+        if attributed:
+            gone = replace(gone, client_id=client_id, account_id=ACCOUNT)
+        worker.feed([], [gone], read_before_insert=True)
+        assert response_status(worker, client_id, "4001") == "cancelled"
+        assert not worker.mismatch(client_id), worker.mismatch(client_id)
+    finally:
+        worker.close()
+
+
 Step = tuple[str, int, int, str]
 """``("status", n, minute, author)``, ``("answer", n, minutes after, "")`` or ``("delete", n, at, "")``."""
 
