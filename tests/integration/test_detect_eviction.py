@@ -141,8 +141,8 @@ def test_late_arrivals_past_the_horizon_match_the_recomputation(namespace: Names
             envelopes = list(normalize_records(records, index, clock).envelopes.values())
             batch = Batch.of(envelopes)
             batch.prior_minutes = store.minutes_of(batch.event_ids())
-            inter.write([row for env in envelopes for row in env["i"]])
-            changes.write([row for env in envelopes for row in env["c"]])
+            inter.write([row for env in envelopes for row in env.interactions])
+            changes.write([row for env in envelopes for row in env.changes])
             clock += 1
             out = detector.commit(detector.prepare(batch, clock), batch, clock)
             for table, rows in out.collector.store_rows(out.version).items():

@@ -84,7 +84,7 @@ def stored_persons(keys: set[PersonKey], rows: Updates, seen: Iterable[Interacti
 
 
 def restore(state: AccountState, seen: list[Interaction], seen_changes: list[Change], rows: Updates,
-            msgs: list[Interaction]) -> tuple[list[Interaction], list[Change]]:
+            msgs: list[Interaction], chs: Iterable[Change] = ()) -> tuple[list[Interaction], list[Change]]:
     """The engine's restore (``Detector._restore`` then the persons) against the simulated store."""
     book = state.book
     found: list[Interaction] = []
@@ -94,6 +94,9 @@ def restore(state: AccountState, seen: list[Interaction], seen_changes: list[Cha
         for platform, root in state.needs_restore(msgs):
             roots[platform].add(root)
         evicted_platforms = {p for p, _ in book.evicted} | book.forgotten
+        for c in chs:  # a delete of a status not in memory wakes its (evicted) thread
+            if c.change == "delete" and c.platform in evicted_platforms and book.post(c.platform, c.event_id) is None:
+                ids[c.platform].add(c.event_id)
         for m in msgs:
             if m.platform in evicted_platforms and m.kind not in SIGNAL_KINDS:
                 parent = parent_of(m)
@@ -133,8 +136,19 @@ def test_evicting_threads_and_persons_between_batches_changes_no_stored_row(
     seen: list[Interaction] = []
     seen_changes: list[Change] = []
     for msgs, chs in batches:
-        found, deletes = restore(state, seen, seen_changes, fold(emitted), msgs)
-        emitted.append(state.apply([*found, *msgs], [*deletes, *chs]))
+        stored = fold(emitted)
+        found, deletes = restore(state, seen, seen_changes, stored, msgs, chs)
+        # As Detector.commit: the woken threads first, as they were (with the alerts the
+        # store holds for their messages), then the batch with the deletes of its late
+        # statuses that memory may have dropped.
+        restored_ids = {(m.platform, m.event_id) for m in found}
+        state.restore_alerts({(a.platform, a.event_id): (a.status, a.resolved_at)
+                              for a in stored.alerts if (a.platform, a.event_id) in restored_ids})
+        fresh = {(m.platform, m.event_id) for m in msgs}
+        emitted.append(state.apply([m for m in found if (m.platform, m.event_id) not in fresh], deletes))
+        look_up = {(p, e) for p, ids in state.deletes_to_look_up(msgs).items() for e in ids}
+        late = [c for c in seen_changes if c.change == "delete" and (c.platform, c.event_id) in look_up]
+        emitted.append(state.apply(msgs, [*late, *chs]))
         seen.extend(msgs)
         seen_changes.extend(chs)
         if data.draw(st.booleans()):
