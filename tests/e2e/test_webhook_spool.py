@@ -129,6 +129,23 @@ def wait_archived(data: Path, want: int, up: Up, timeout_s: float = 120) -> dict
                          f"{(data / 'logs' / 'ingest-webhooks.log').read_text()[-3000:]}")
 
 
+def wait_written(data: Path, want: int, timeout_s: float = 120) -> int:
+    """Facebook comments in ``interactions``, once they reach ``want`` or the deadline passes.
+
+    The normalizer archives a raw record before it publishes its envelope, and the sink writes
+    the envelope later still, so an archive that holds every delivery says nothing yet about
+    the interactions table.
+    """
+    deadline = time.monotonic() + timeout_s
+    count = 0
+    while time.monotonic() < deadline:
+        count = len(query_json("SELECT event_id FROM interactions FINAL WHERE platform = 'facebook'", data))
+        if count >= want:
+            return count
+        time.sleep(1.0)
+    return count
+
+
 @pytest.mark.parametrize("fault", ["stack", "broker"])
 def test_answered_deliveries_survive_a_kill_before_archiving(tmp_path: Path, fault: str) -> None:
     data, log = tmp_path / "data", tmp_path / "up.log"
@@ -169,7 +186,6 @@ def test_answered_deliveries_survive_a_kill_before_archiving(tmp_path: Path, fau
             limit = payload_max_bytes(Settings())
             assert set(got) == {payload_key(b, limit) for b in first + second}  # each once, none lost
             assert "acknowledged webhook deliveries not yet archived" in log.read_text()
-            comments = query_json("SELECT event_id FROM interactions FINAL WHERE platform = 'facebook'", data)
-            assert len(comments) == 45
+            assert wait_written(data, 45) == 45  # the sink writes after the archive: wait for it
         finally:
             up.stop()
