@@ -66,7 +66,8 @@ class Detection:
         self.open_items_tasks: set[asyncio.Task[None]] = set()
         self.detector = Detector(ctx.clients, self.store, live_window_ms=int(settings.live_window_s * 1000),
                                  horizon_ms=horizon_ms(ctx), max_evicted=settings.evicted_ids_max,
-                                 rebuild_page=settings.rebuild_page)
+                                 rebuild_page=settings.rebuild_page,
+                                 max_person_convs=settings.person_conversations_max)
         self.rebuilds = Rebuilds(self._rebuild)
         # One client per table: the inserts of a batch run side by side.
         self.writers = {spec.name: TableWriter.for_spec(ctx.store(), spec.store_table, settings.batch_size)

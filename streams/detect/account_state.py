@@ -24,7 +24,11 @@ Memory is bounded by the state horizon: idle threads are evicted (:meth:`evict_i
 so is a person no post in memory names whose conversations are all past the horizon. A
 batch that names such a person again must first restore them
 (:meth:`persons_to_restore`, :meth:`restore_persons`) from what the store holds: their
-conversation rows and the inbound message that gave their handle.
+conversation rows and the inbound message that gave their handle. A person who stays (one
+who keeps coming back) keeps at most ``max_person_convs`` conversation summaries past the
+horizon: beyond that their settled ones (threads no longer in memory) are dropped and the
+person is *partial* until the next batch restores them from the store, so a connection row is
+never computed from part of a person's conversations.
 """
 
 from __future__ import annotations
@@ -74,12 +78,14 @@ PairKey = tuple[ThreadId, str]
 class PersonState:
     """What the account knows of one person: handle and conversations per thread."""
 
-    __slots__ = ("handle", "handle_key", "convs")
+    __slots__ = ("handle", "handle_key", "convs", "partial")
 
     def __init__(self) -> None:
         self.handle = ""
         self.handle_key: tuple[int, str] = (NEVER, "")
         self.convs: dict[ThreadId, ConversationSummary] = {}
+        self.partial = False
+        """Settled conversations were dropped from ``convs``: restore before any apply."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +122,7 @@ class AccountState:
     """Threads, conversations, connections, responses and alerts of one tracked account."""
 
     def __init__(self, client: Client, account_id: str, calendar: BusinessCalendar | None = None,
-                 max_evicted: int = 100_000) -> None:
+                 max_evicted: int = 100_000, max_person_convs: int | None = None) -> None:
         self.client_id = client.id
         self.account_id = account_id
         self.sla_minutes = client.sla_minutes
@@ -126,6 +132,10 @@ class AccountState:
         """Some person state was evicted: a person not in memory may be in the store."""
         self.responses = ResponseBook(self.calendar, client.sla_minutes)
         self._persons: dict[PersonKey, PersonState] = {}
+        self.max_person_convs = max_person_convs
+        """Past the horizon, a person in memory keeps at most this many settled conversations
+        (``None``: all of them)."""
+        self._partial: set[PersonKey] = set()
         self._alerts: dict[ResponseKey, tuple[str, int | None]] = {}
         self.counters: dict[str, int] = {
             "messages": 0,
@@ -137,6 +147,7 @@ class AccountState:
             "evicted": 0,
             "evicted_persons": 0,
             "restored_persons": 0,
+            "folded_convs": 0,
         }
 
     @classmethod
@@ -535,11 +546,14 @@ class AccountState:
         """Drop persons no post in memory names whose conversations all ended before ``cutoff``.
 
         Such a person can only change again through a message that names them, which
-        :meth:`persons_to_restore` finds before the batch is applied.
+        :meth:`persons_to_restore` finds before the batch is applied. A person who stays
+        and holds more than ``max_person_convs`` conversations loses the settled ones (:meth:`_fold`).
         """
         named: set[PersonKey] = set()
+        in_memory: set[ThreadId] = set()
         for thread in self.book.threads():
             platform = thread.platform
+            in_memory.add(thread.tid)
             for post in thread.posts:
                 named.add((platform, post.author))
                 named.update((platform, p) for p in post.named)
@@ -552,7 +566,40 @@ class AccountState:
         if gone:
             self.persons_evicted = True
             self.counters["evicted_persons"] += len(gone)
+        self._fold(cutoff, in_memory)
         return len(gone)
+
+    def _fold(self, cutoff: int, in_memory: set[ThreadId]) -> None:
+        """Drop the settled conversations of persons holding more than ``max_person_convs``.
+
+        Settled: its thread is no longer in memory and it ended before ``cutoff``, so the
+        store holds its final row. Without this a person who keeps coming back would hold one
+        summary per conversation forever. The person is marked partial: every batch restores
+        partial persons first (:meth:`persons_to_restore`), because a late parent, a delete
+        or a new message can change their connection row, which needs all their conversations.
+        """
+        limit = self.max_person_convs
+        if limit is None:
+            return
+        for key, state in self._persons.items():
+            if len(state.convs) <= limit:
+                continue
+            settled = [tid for tid, c in state.convs.items() if tid not in in_memory and c.last_at < cutoff]
+            for tid in settled:
+                del state.convs[tid]
+            if settled:
+                state.partial = True
+                self._partial.add(key)
+                self.persons_evicted = True
+                self.counters["folded_convs"] += len(settled)
+
+    def conversations_in_memory(self) -> int:
+        """Conversation summaries the persons in memory hold (bounded by :meth:`_fold`)."""
+        return sum(len(state.convs) for state in self._persons.values())
+
+    def partial_persons(self) -> int:
+        """Persons in memory whose settled conversations were dropped (restored by the next batch)."""
+        return len(self._partial)
 
     def persons_in_memory(self) -> int:
         return len(self._persons)
@@ -569,11 +616,12 @@ class AccountState:
         """Persons these messages name who are not in memory but may have been evicted.
 
         ``interactions`` must include the messages of the threads restored with them (a
-        parent's author comes from there). Empty until some person was evicted.
+        parent's author comes from there). Empty until some person was evicted. Partial
+        persons (:meth:`_fold`) are always named.
         """
         if not self.persons_evicted:
             return set()
-        out: set[PersonKey] = set()
+        out: set[PersonKey] = set(self._partial)  # whatever the batch holds: see _fold
         for msg in interactions:
             if msg.kind in SIGNAL_KINDS or msg.account_id != self.account_id:
                 continue
@@ -616,7 +664,13 @@ class AccountState:
         """Put evicted persons back as the store has them (before the batch that names them)."""
         for sp in stored:
             key = (sp.platform, sp.person_id)
-            if key in self._persons:
+            state = self._persons.get(key)
+            if state is not None:
+                if state.partial:  # memory wins for what it kept; the store gives back the rest
+                    state.convs = {**sp.convs, **state.convs}
+                    state.partial = False
+                    self._partial.discard(key)
+                    self.counters["restored_persons"] += 1
                 continue
             state = self._persons[key] = PersonState()
             state.handle, state.handle_key = sp.handle, sp.handle_key

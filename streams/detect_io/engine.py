@@ -207,9 +207,11 @@ class Detector:
     """The accounts one worker owns, their states and the version of the rows it writes."""
 
     def __init__(self, clients: ClientsFile, store: DetectStore, *, live_window_ms: int, horizon_ms: int,
-                 max_evicted: int = 100_000, rebuild_page: int = 20_000) -> None:
+                 max_evicted: int = 100_000, rebuild_page: int = 20_000,
+                 max_person_convs: int | None = None) -> None:
         self.store = store
         self.max_evicted = max_evicted
+        self.max_person_convs = max_person_convs
         self.rebuild_page = rebuild_page
         self.ready: dict[str, Loaded] = {}
         """Accounts rebuilt outside the lock (:meth:`load`), installed by the next prepare."""
@@ -330,7 +332,8 @@ class Detector:
         # Unattributed deletes of statuses not stored yet, as far back as eviction keeps them.
         since = (clock_ms if wm == NEVER else wm) - self.horizon_ms
         changes = s.deletes(client.id, account_id, unattributed_on=platforms, unattributed_since_ms=since)
-        state = AccountState(client, account_id, self.calendars[client.id], max_evicted=self.max_evicted)
+        state = AccountState(client, account_id, self.calendars[client.id], max_evicted=self.max_evicted,
+                             max_person_convs=self.max_person_convs)
         state.responses.deletes_known_from = since  # older unattributed ones: looked up when needed
         messages = 0
         for page in s.interaction_pages(client.id, account_id, self.rebuild_page):
@@ -482,4 +485,5 @@ class Detector:
         return {"threads": sum(len(s.book) for s in accs),
                 "evicted_ids": sum(len(s.book.evicted) for s in accs),
                 "persons": sum(s.persons_in_memory() for s in accs),
+                "person_conversations": sum(s.conversations_in_memory() for s in accs),
                 "responses": sum(len(s.responses) for s in accs)}

@@ -5,7 +5,8 @@ the sink does, with a horizon of one hour of event time (the traffic spans a day
 many wake up again (the simulator answers up to a day later). The tables must still equal
 the batch recomputation, and the in-memory state must hold far fewer threads than exist.
 Run twice: with evicted thread ids remembered, and with none remembered (every thread not
-in memory is then looked up in the store).
+in memory is then looked up in the store) and no settled conversation kept by persons who
+stay (each is then read back from the store before their account's next batch).
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ HOUR = 3_600_000
 
 
 @pytest.mark.timeout(600)  # a day of traffic, batch by batch, on a shared machine
-@pytest.mark.parametrize("max_evicted", [100_000, 0], ids=["ids-remembered", "ids-forgotten"])
-def test_evicted_threads_wake_up_exactly(namespace: Namespace, max_evicted: int) -> None:
+@pytest.mark.parametrize(("max_evicted", "max_convs"), [(100_000, None), (0, 0)],
+                         ids=["ids-remembered", "ids-forgotten-convs-folded"])
+def test_evicted_threads_wake_up_exactly(namespace: Namespace, max_evicted: int, max_convs: int | None) -> None:
     ns = namespace
     clients = load_clients(ns.settings.clients)
     index = AccountIndex.build(clients)
@@ -45,7 +47,8 @@ def test_evicted_threads_wake_up_exactly(namespace: Namespace, max_evicted: int)
     changes = TableWriter.for_spec(client, CHANGES, 5000)
     writers = {spec.name: TableWriter.for_spec(client, spec.store_table, 5000) for spec in TABLES}
     store = DetectStore(connect(ns.store_url, ns.settings))
-    detector = Detector(clients, store, live_window_ms=HOUR, horizon_ms=HOUR, max_evicted=max_evicted)
+    detector = Detector(clients, store, live_window_ms=HOUR, horizon_ms=HOUR, max_evicted=max_evicted,
+                        max_person_convs=max_convs)
     clock = 1_800_000_000_000  # "now" for the live rule: long after the events
 
     def write(out: Output) -> None:
@@ -99,6 +102,8 @@ def test_evicted_threads_wake_up_exactly(namespace: Namespace, max_evicted: int)
     persons_evicted = sum(c["evicted_persons"] for c in counters)
     persons_restored = sum(c["restored_persons"] for c in counters)
     assert persons_evicted > 10 and persons_restored > 0, (persons_evicted, persons_restored)
+    folded = sum(c["folded_convs"] for c in counters)
+    assert (folded > 0) == (max_convs is not None), folded  # the folded run did fold, the other never
     assert detector.threads_in_memory() < len(want["threads"]) / 2, (detector.threads_in_memory(), len(want["threads"]))
 
 

@@ -350,7 +350,8 @@ def test_x_stream_rules_search_backfill_and_resume(ns: Namespace) -> None:
 # --- Reddit --------------------------------------------------------------------------------
 
 
-def test_reddit_polls_inbox_and_subreddit_once_each_and_resumes(ns: Namespace, caplog: pytest.LogCaptureFixture) -> None:
+def test_reddit_polls_inbox_and_subreddit_once_each_and_resumes(ns: Namespace,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
     from streams.ingest.reddit import RedditAgent
 
     server = fakes.Reddit()

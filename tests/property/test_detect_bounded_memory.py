@@ -131,7 +131,8 @@ def test_evicting_threads_and_persons_between_batches_changes_no_stored_row(
         batches[data.draw(st.integers(0, len(batches) - 1))][1].append(ch)
 
     max_evicted = data.draw(st.sampled_from([0, 0, 1, 3, 100_000]), label="max evicted ids")
-    state = AccountState(CLIENT, "acct", calendar=CALENDAR, max_evicted=max_evicted)
+    max_convs = data.draw(st.sampled_from([None, None, 0, 1, 2]), label="settled conversations kept")
+    state = AccountState(CLIENT, "acct", calendar=CALENDAR, max_evicted=max_evicted, max_person_convs=max_convs)
     emitted: list[Updates] = []
     seen: list[Interaction] = []
     seen_changes: list[Change] = []
@@ -184,3 +185,37 @@ def test_a_person_evicted_with_their_threads_is_restored_from_the_store() -> Non
     out = state.apply(late)
     (conn,) = out.connections
     assert (conn.conversations, conn.turns, conn.returning, conn.person_handle) == (3, 6, True, "pee")
+
+
+def test_a_returning_person_past_the_bound_is_made_whole_before_each_batch() -> None:
+    """p1 talked in threads a and b long ago and in d lately, so d keeps them in memory. With
+    no settled conversation kept, a and b leave memory at eviction: the person is partial,
+    and every batch, even one holding no message that names them, restores them first. A
+    new conversation c then counts a and b, which only the store's rows can give back."""
+    def convo(root: str, at: int) -> list[Interaction]:
+        from tests.support.interactions import interaction
+        return [
+            interaction("x", root, "mention", "p1", at, mentioned_ids=("acct",), root_id=root, author_handle="pee"),
+            interaction("x", f"{root}r", "reply", "acct", at + MIN, parent_id=root, parent_author_id="p1",
+                        root_id=root),
+        ]
+    state = AccountState(CLIENT, "acct", calendar=CALENDAR, max_evicted=0, max_person_convs=0)
+    first = [*convo("a", BASE), *convo("b", BASE + DAY), *convo("d", BASE + 10 * DAY - 60 * MIN)]
+    emitted = [state.apply(first), state.sweep(BASE + 10 * DAY)]
+    state.evict_idle(BASE + 10 * DAY, DAY)
+    person = ("x", canonical_id("x", "p1"))
+    assert state.persons_in_memory() == 1 and state.partial_persons() == 1
+    assert state.counters["folded_convs"] == 2 and state.counters["evicted_persons"] == 0
+    assert state.persons_to_restore([]) == {person}  # a batch of changes only names them too
+
+    late = convo("c", BASE + 10 * DAY + MIN)
+    restore(state, first, [], fold(emitted), late)
+    assert state.partial_persons() == 0 and state.counters["restored_persons"] == 1
+    out = state.apply(late)
+    (conn,) = out.connections
+    assert (conn.conversations, conn.turns, conn.returning, conn.person_handle) == (4, 8, True, "pee")
+
+    unbounded = AccountState(CLIENT, "acct", calendar=CALENDAR, max_evicted=0)
+    unbounded.apply(first)
+    unbounded.evict_idle(BASE + 10 * DAY, DAY)
+    assert unbounded.partial_persons() == 0 and unbounded.counters["folded_convs"] == 0
