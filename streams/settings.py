@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     spool_confirm_s: float = Field(1.0, gt=0, description="How often the archive is asked which acknowledged "
                                    "webhook deliveries (dropped from the spool) and agent items (watermarks "
                                    "move past them) it holds.")
+    ingest_stop_confirm_s: float = Field(3.0, ge=0, description="Pull agents, on a clean stop: how long to "
+                                         "wait for the archive to confirm what they published last, so the saved "
+                                         "resume points move past it (what is left is fetched again next start).")
     spool_republish_s: float = Field(60.0, gt=0, description="Spool: publish again an entry the archive "
                                      "still lacks this long after it was published.")
     spool_segment_bytes: int = Field(4 << 20, ge=4096, description="Spool: size of a segment file before "

@@ -74,6 +74,32 @@ class ResumeBook:
             mark.confirm(await cursors.archived_keys(self.platform, mark.pending()))  # chunked inside
         await asyncio.to_thread(self.save)
 
+    def pending(self) -> int:
+        """Items published and not yet confirmed archived, over every stream."""
+        return sum(len(mark.pending()) for mark in self.marks.values())
+
+    async def settle(self, cursors: ArchiveCursors, name: str, timeout_s: float, interval_s: float) -> int:
+        """On a clean stop, after the outbox is flushed: confirm until nothing is pending or
+        ``timeout_s`` passes, and save. Without it, what the archive took in the last
+        ``interval_s`` before a stop stays behind the saved resume point and is fetched again
+        at the next start (harmless, the archive keeps it once, but a needless re-read and,
+        for a fresh process that cannot tell it published them, a second publication).
+        Returns what is still pending (fetched again next time: never a gap)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            try:
+                await self.confirm_once(cursors)
+            except Exception as exc:  # noqa: BLE001 - the saved point stays where it was
+                log.warning("%s: resume points not advanced at stop (archive not reachable): %s", name, describe(exc))
+                return self.pending()
+            left = self.pending()
+            if left == 0 or asyncio.get_running_loop().time() >= deadline:
+                if left:
+                    log.info("%s: %d published item(s) not confirmed archived at stop; the next start fetches "
+                             "them again", name, left)
+                return left
+            await asyncio.sleep(min(interval_s, 0.2))
+
     async def keep(self, cursors: ArchiveCursors, status: Status, interval_s: float) -> None:
         """Background task: confirm and save, forever (a store outage only delays it)."""
         while True:

@@ -3,7 +3,9 @@
 :func:`run_agent` is what `rapport ingest <platform>` runs (and what the integration tests
 run in-process): the agent, the outbox pump and the status reporter as three tasks. When
 any of them ends (only a failure does) or the whole is cancelled (SIGTERM, Ctrl-C), the
-others stop, the outbox is flushed to the broker and the status file says ``stopped``.
+others stop, the outbox is flushed to the broker, a pull agent's resume points are settled
+(:meth:`ResumeBook.settle`: confirmed against the archive for a few seconds, so a clean stop
+saves them past what it published) and the status file says ``stopped``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from streams.clients import ClientsFile
 from streams.embedded.lifecycle import signal_ready
 from streams.ingest.agent import Outbox, Status, report_status, status_path, write_status
 from streams.ingest.cursors import ArchiveCursors
+from streams.ingest.resume import ResumeBook
 from streams.settings import Settings
 
 log = logging.getLogger("streams.ingest")
@@ -38,6 +41,12 @@ class Agent(Protocol):
     name: str
 
     async def run(self) -> None: ...
+
+
+def resume_book_of(agent: object) -> ResumeBook | None:
+    """The agent's resume points, when it keeps any (the pull agents do; webhooks spool)."""
+    book = getattr(agent, "book", None)
+    return book if isinstance(book, ResumeBook) else None
 
 
 async def run_agent(make: Callable[[Context], Agent], name: str, settings: Settings, clients: ClientsFile,
@@ -68,6 +77,9 @@ async def run_agent(make: Callable[[Context], Agent], name: str, settings: Setti
         status.state = "stopped"
         try:
             await outbox.close()
+            book = resume_book_of(agent)
+            if book is not None and book.pending():
+                await book.settle(cursors, name, settings.ingest_stop_confirm_s, settings.spool_confirm_s)
         finally:
             await asyncio.to_thread(cursors.close)
             write_status(path, status)

@@ -109,3 +109,39 @@ def test_paging_back_reads_the_items_created_in_the_watermarks_own_millisecond()
     assert not reached(mark, 500, kept=True)  # a kept one is skipped, paging goes on
     assert reached(mark, 499, kept=False)
     assert not reached(Watermark(), 400, kept=False) and reached(Watermark(), 400, kept=True)
+
+
+class SlowArchive:
+    """Archives a key only on the ``delay``-th question about it (``never``: not at all)."""
+
+    def __init__(self, delay: int, never: frozenset[str] = frozenset()) -> None:
+        self.delay, self.never, self.asked = delay, never, 0
+
+    async def archived_keys(self, platform: str, keys: list[str]) -> set[str]:
+        self.asked += 1
+        return {k for k in keys if k not in self.never} if self.asked >= self.delay else set()
+
+
+def published_book(path: Path) -> ResumeBook:
+    book = ResumeBook(path, "mastodon")
+    mark = book.mark("user")
+    for pos, key in ((1, "a"), (2, "b"), (3, "c")):
+        mark.published(pos, key)
+        mark.covered(pos)
+    return book
+
+
+def test_a_clean_stop_settles_the_points_past_what_the_archive_takes_in_meanwhile(tmp_path: Path) -> None:
+    book = published_book(tmp_path / "m.json")
+    archive = SlowArchive(delay=3)
+    left = asyncio.run(book.settle(archive, "mastodon", timeout_s=5.0, interval_s=0.01))  # type: ignore[arg-type]
+    assert left == 0 and archive.asked == 3
+    assert ResumeBook(tmp_path / "m.json", "mastodon").mark("user").safe == 3
+
+
+def test_settling_gives_up_at_its_deadline_and_saves_what_is_confirmed(tmp_path: Path) -> None:
+    book = published_book(tmp_path / "m.json")
+    left = asyncio.run(book.settle(SlowArchive(delay=1, never=frozenset({"b"})), "mastodon",  # type: ignore[arg-type]
+                                   timeout_s=0.3, interval_s=0.01))
+    assert left == 1  # b is fetched again at the next start: a re-fetch, never a gap
+    assert ResumeBook(tmp_path / "m.json", "mastodon").mark("user").safe == 1
