@@ -15,6 +15,8 @@ On one fresh temporary stack:
     (store polled every 20 ms);
 (e) ``bytes_per_thread``: memory an :class:`AccountState` keeps per thread, measured with
     tracemalloc over the states built from the simulated traffic of (b).
+The pipeline runs as ``rapport up`` runs it: a normalize and a detect worker (both cores), or
+with ``RAPPORT_WORKER_SPLIT=false`` one worker of every agent (``worker_split`` in the JSON).
 The last line printed is one JSON object with the figures.
 """
 
@@ -241,7 +243,8 @@ def run_bench(settings: Settings, events: int, console: Console) -> dict[str, fl
             pub.close()
             console.print("(a) raw consume: plain aiokafka + orjson over the raw records ...")
             raw_events, raw_s = asyncio.run(_raw_consume(stack.broker_url, raw_topics, pub.records))
-            console.print("(b) pipeline: a worker normalizes, archives, stores and detects over them ...")
+            mode = "a normalize and a detect worker" if stack.split else "one worker of every agent"
+            console.print(f"(b) pipeline: {mode} normalize, archive, store and detect over them ...")
             stack.add_worker()
             wait_drained(stack.broker_url, bench_settings.app_id, stages, timeout_s=3600, alive=stack.alive)
             done_ms = time.time() * 1000
@@ -266,6 +269,7 @@ def run_bench(settings: Settings, events: int, console: Console) -> dict[str, fl
         "alert_lag_p99_ms": _quantile(lags, 0.99),
         "alerts_measured": len(lags),
         "bytes_per_thread": round(per_thread, 1),
+        "worker_split": float(bench_settings.worker_split),  # 1: normalize and detect in two processes
     }
     raw = result["raw_consume_per_s"]
     result["ratio"] = round(result["pipeline_per_s"] / raw, 3) if raw else 0.0
