@@ -20,6 +20,8 @@ On one fresh temporary stack:
 Raw consume is measured three times (before the pipeline phase, after it, and at the end)
 over every raw record; ``ratio`` is the pipeline figure over their median, ``ratio_first``
 over the first run alone (``raw_consume_per_s``, the single figure of earlier runs).
+The pipeline runs as ``rapport up`` runs it: a normalize and a detect worker (both cores), or
+with ``RAPPORT_WORKER_SPLIT=false`` one worker of every agent (``worker_split`` in the JSON).
 The last line printed is one JSON object with the figures.
 """
 
@@ -249,7 +251,8 @@ def run_bench(settings: Settings, events: int, console: Console) -> dict[str, An
             pub.close()
             console.print("(a) raw consume: plain aiokafka + orjson over the raw records (1 of 3) ...")
             raw_runs = [asyncio.run(_raw_consume(stack.broker_url, raw_topics, pub.records))]
-            console.print("(b) pipeline: a worker normalizes, archives, stores and detects over them ...")
+            mode = "a normalize and a detect worker" if stack.split else "one worker of every agent"
+            console.print(f"(b) pipeline: {mode} normalize, archive, store and detect over them ...")
             stack.add_worker()
             wait_drained(stack.broker_url, bench_settings.app_id, stages, timeout_s=3600, alive=stack.alive)
             done_ms = time.time() * 1000
@@ -285,6 +288,7 @@ def run_bench(settings: Settings, events: int, console: Console) -> dict[str, An
         "alerts_measured": len(lags),
         "bytes_per_thread": round(per_thread, 1),
         "stages_us_per_event": stages_us,
+        "worker_split": float(bench_settings.worker_split),  # 1: normalize and detect in two processes
     }
     raw = result["raw_consume_median_per_s"]
     result["ratio"] = round(result["pipeline_per_s"] / raw, 3) if raw else 0.0  # against the median

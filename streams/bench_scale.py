@@ -4,9 +4,11 @@ On one fresh embedded stack (temporary data dir):
 
 1. *backfill*: ``events`` simulated events spread over ``days`` of event time ending now are
    published before any worker runs (faster than any worker consumes: the backlog case of
-   issue 14), then one worker takes them through the real pipeline (normalize, archive,
-   store, detection, rollups). ``backfill_s`` runs from the worker's start to every topic
-   drained; the worker's resident memory is sampled meanwhile (``worker_rss_max_mb``);
+   issue 14), then one worker slot (a normalize and a detect process, or one process of
+   every agent with ``RAPPORT_WORKER_SPLIT=false``) takes them through the real pipeline
+   (normalize, archive, store, detection, rollups). ``backfill_s`` runs from the workers'
+   start to every topic drained; their resident memory is sampled meanwhile
+   (``worker_rss_max_mb``: the largest process);
 2. *boards*: every Grafana panel, variable and alert query (streams/grafana/sql.py), expanded
    as Grafana expands it (variables set to "All" as the variable queries resolve them, the
    datasource's macros for a 7-day and a 90-day range ending now), is sent ``runs`` times over
@@ -205,7 +207,7 @@ def run_scale(settings: Settings, events: int, console: Console, days: float = 1
                 publish_history(bench_settings, stack.broker_url, events, days, seed,
                                 progress=lambda n: console.print(f"  {n:,} published"))
                 publish_s = time.monotonic() - started
-                console.print(f"published in {publish_s:,.0f}s; one worker backfills ...")
+                console.print(f"published in {publish_s:,.0f}s; one worker slot backfills ...")
                 stages = [[bench_settings.topic(raw_topic(p)) for p in PLATFORMS],
                           [bench_settings.topic(INTERACTIONS)]]
                 started = time.monotonic()

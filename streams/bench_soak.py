@@ -1,6 +1,7 @@
 """`rapport bench --soak`: does a worker's memory stay flat over months of event time?
 
-On one fresh temporary stack (the real embedded pipeline: broker, store, one worker), the
+On one fresh temporary stack (the real embedded pipeline: broker, store, one worker running
+every agent, not split, so the curve stays comparable with earlier runs), the
 simulator's traffic for ``--events`` events spread over ``--days`` days of event time,
 ending now, is published in rounds; after each round the pipeline is drained (everything
 normalized, archived, stored and detected) and the worker's resident set size is read from
@@ -100,7 +101,7 @@ def run_soak(settings: Settings, events: int, days: float, rounds: int, console:
         stream = sim.events(events)
         per_round = max(1, -(-events // rounds))
         curve: list[tuple[int, float, int]] = []
-        with Stack(soak_settings, workers=0) as stack:
+        with Stack(soak_settings, workers=0, split=False) as stack:  # one process: one RSS curve
             stack.add_worker()
             pid = stack.workers[0].pid
             sampler = Sampler(pid)

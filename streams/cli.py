@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from streams.commands import ClientsOpt, DataDir, _clients, _friendly, _settings, command_group, err
+from streams.contracts.groups import WorkerRole
 from streams.grafana.cli import grafana_app
 from streams.ingest.cli import ingest_app
 
@@ -29,7 +30,12 @@ class OutputFormat(StrEnum):
 
 @app.command()
 def up(data_dir: DataDir = None, clients: ClientsOpt = None,
-       workers: Annotated[int, typer.Option(min=1, help="Worker processes (one consumer group).")] = 1,
+       workers: Annotated[int, typer.Option(min=1, help="Workers per role: N normalize + N detect processes "
+                                            "(each role its own consumer group); with --no-split, N processes "
+                                            "running every agent.")] = 1,
+       split: Annotated[bool | None, typer.Option(
+           "--split/--no-split", help="Normalize and detect in separate processes (both cores); "
+                                      "default: RAPPORT_WORKER_SPLIT (true).", show_default=False)] = None,
        store_port: Annotated[int, typer.Option(help="Store HTTP port (default: a free one).")] = 0,
        broker_port: Annotated[int, typer.Option(help="Broker port (default: a free one).")] = 0,
        ingest: Annotated[bool, typer.Option(
@@ -40,7 +46,7 @@ def up(data_dir: DataDir = None, clients: ClientsOpt = None,
     with _friendly():
         settings = _settings(data_dir, clients)
         raise typer.Exit(run_up(settings, workers, announce=lambda s: err.print(s),
-                                store_port=store_port, broker_port=broker_port, ingest=ingest))
+                                store_port=store_port, broker_port=broker_port, ingest=ingest, split=split))
 
 
 @app.command()
@@ -77,14 +83,18 @@ def store(data_dir: DataDir = None, clients: ClientsOpt = None,
 
 
 @app.command()
-def worker(data_dir: DataDir = None, clients: ClientsOpt = None) -> None:
-    """Run one faust worker (all agents) against RAPPORT_BROKER_URL and RAPPORT_STORE_URL."""
+def worker(data_dir: DataDir = None, clients: ClientsOpt = None,
+           agents: Annotated[WorkerRole, typer.Option(
+               help="all: every agent in one process (consumer group RAPPORT_APP_ID); normalize or detect: "
+                    "one core of the pipeline, its own group (RAPPORT_APP_ID-normalize, -detect).")]
+           = WorkerRole.all) -> None:
+    """Run one faust worker against RAPPORT_BROKER_URL and RAPPORT_STORE_URL."""
     from streams.store.client import broker_url, store_url
     from streams.worker import run_worker
 
     with _friendly():
         settings = _settings(data_dir, clients)
-        run_worker(settings, _clients(settings), broker_url(settings), store_url(settings))
+        run_worker(settings, _clients(settings), broker_url(settings), store_url(settings), agents)
 
 
 @app.command()

@@ -51,7 +51,10 @@ class Settings(BaseSettings):
                                  "per page at start; bounds the memory of the re-publish.")
     replay_follow_window: int = Field(10_000, ge=1, description="replay --follow: latest lines whose archive "
                                       "keys and refusals are remembered (a followed file never ends).")
-    app_id: str = Field("rapport", description="Faust app id (the consumer group).")
+    app_id: str = Field("rapport", description="Faust app id: the consumer group of `rapport worker --agents all`; "
+                        "the split roles use APP_ID-normalize and APP_ID-detect.")
+    worker_split: bool = Field(True, description="rapport up: each of --workers N is a normalize and a detect "
+                               "process (both cores); false: N processes running every agent.")
     worker_web_port: int | None = Field(None, description="Faust web port; default: disabled.")
     record_max_bytes: int = Field(
         1_048_576, ge=65_536,

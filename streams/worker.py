@@ -1,12 +1,14 @@
-"""`rapport worker`: one faust worker process running every agent.
+"""`rapport worker --agents all|normalize|detect`: one faust worker process of one role.
 
-Agents: ``normalize_payloads`` (raw topics -> archive + interactions) and
+Agents: ``normalize_payloads`` (raw topics -> archive + interactions; role ``normalize``) and
 ``store_interactions`` (interactions -> store -> detection -> detection tables and output
-topics); timers: ``sweep_deadlines`` (live SLA deadlines, loading owned accounts, eviction)
-and ``flush_pipeline_metrics``.
+topics; role ``detect``, with the ``sweep_deadlines`` timer: live SLA deadlines, loading owned
+accounts, eviction); every role runs ``flush_pipeline_metrics``. Role ``all`` runs both in
+one process, as one core.
 
-Workers of one app id form one consumer group, so scaling out is starting more of them
-(embedded: ``rapport up --workers N``; compose: ``--scale worker=N``).
+Workers of one role form one consumer group (streams/contracts/groups.py), so each role
+scales by itself (embedded: ``rapport up --workers N`` starts N of each; compose:
+``--scale worker-normalize=N --scale worker-detect=M``).
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ import os
 import socket
 
 from streams.clients import ClientsFile
+from streams.contracts.groups import WorkerRole, consumer_group
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def run_worker(settings: Settings, clients: ClientsFile, broker_url: str, store_url: str) -> None:
-    """Run the faust worker in the foreground until SIGINT/SIGTERM."""
+def run_worker(settings: Settings, clients: ClientsFile, broker_url: str, store_url: str,
+               role: WorkerRole = WorkerRole.all) -> None:
+    """Run the faust worker of ``role`` in the foreground until SIGINT/SIGTERM."""
     from streams.malloc_arenas import limit_malloc_arenas
 
     limit_malloc_arenas(settings.malloc_arena_max)  # before the threads exist
@@ -47,10 +51,13 @@ def run_worker(settings: Settings, clients: ClientsFile, broker_url: str, store_
     # raise the first threshold rather than switching the collector off.
     gc.set_threshold(100_000, 50, 100)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
-    app = create_app(settings, broker_url)
+    app = create_app(settings, broker_url, consumer_group(settings.app_id, role))
     ctx = WorkerContext(settings, clients, store_url, worker_id)
-    normalize.register(app, ctx)
-    sink.register(app, ctx, detect.register(app, ctx))
+    if role in (WorkerRole.all, WorkerRole.normalize):
+        normalize.register(app, ctx)
+    if role in (WorkerRole.all, WorkerRole.detect):
+        sink.register(app, ctx, detect.register(app, ctx))
+    log.info("worker %s: agents %s, consumer group %s", worker_id, role.value, app.conf.id)
     metrics_writer = TableWriter.for_spec(ctx.store(), PIPELINE_METRICS, 10_000)
 
     def highwater(topic: str, partition: int) -> int | None:

@@ -102,12 +102,14 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, inter
 class UpProcess:
     """One `rapport up --workers W --no-ingest` on a data dir, and the signals sent to it
     (with ``env``, a whole environment from :func:`child_env`, e.g. `rapport chaos --edges`:
-    ingest on, in that environment)."""
+    ingest on, in that environment). ``split``: W normalize + W detect processes (`--split`),
+    else W processes running every agent; both kinds are role "worker"."""
 
     def __init__(self, data_dir: Path, clients: Path, workers: int, log: Path,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, split: bool = True) -> None:
         self.data_dir, self.clients, self.workers, self.log = data_dir, clients, workers, log
         self.env = env
+        self.split = split
         self.proc: subprocess.Popen[bytes] | None = None
         self.known: set[int] = set()  # every child ever seen (Tansu is not in up's group)
 
@@ -130,7 +132,8 @@ class UpProcess:
         self.wait_store_free()
         with signals_deferred():  # recorded before a stop signal can interrupt
             ingest = [] if self.env is not None else ["--no-ingest"]
-            self.proc = rapport(["up", "--workers", str(self.workers), *ingest, "--data-dir",
+            mode = "--split" if self.split else "--no-split"
+            self.proc = rapport(["up", "--workers", str(self.workers), mode, *ingest, "--data-dir",
                                  str(self.data_dir), "--clients", str(self.clients)], self.log,
                                 self.env)
         proc = self.proc
@@ -158,12 +161,17 @@ class UpProcess:
     def pids(self, role: str) -> list[int]:
         return sorted(pid for pid, r in self.roles().items() if r == role)
 
+    def worker_processes(self) -> int:
+        """How many worker processes `up` keeps running: two per slot when split."""
+        return self.workers * (2 if self.split else 1)
+
     def healthy(self) -> bool:
         """Running, stack.json ours, and every worker back."""
         if not self.running() or self.proc is None:
             return False
         info = read_stack(self.data_dir)
-        return info is not None and info.pid == self.proc.pid and len(self.pids("worker")) >= self.workers
+        return (info is not None and info.pid == self.proc.pid
+                and len(self.pids("worker")) >= self.worker_processes())
 
     def wait_exit(self, timeout_s: float) -> bool:
         if self.proc is None:

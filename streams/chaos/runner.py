@@ -359,7 +359,8 @@ def run_chaos(settings: Settings, *, events: int, faults: int, seed: int, rate: 
     schedule = plan_faults(faults, seed, span)
     edge = Edges(traffic.edge_files, clients, span, payload_max_bytes(settings)) if traffic.edge_files else None
     env = edge.env.env(child_env()) if edge is not None else None
-    run = Run(settings, clients_path, console, UpProcess(data, clients_path, workers, work / "up.log", env), work)
+    up = UpProcess(data, clients_path, workers, work / "up.log", env, split=settings.worker_split)
+    run = Run(settings, clients_path, console, up, work)
     run.say(f"{events} events over {len(traffic.files)} replayed platform(s), {len(traffic.truth)} interactions "
             f"expected, {faults} faults over ~{span:.0f}s: {', '.join(f'{f.kind}@{f.at_s:.0f}s' for f in schedule)}")
     if edge is not None:
@@ -370,7 +371,8 @@ def run_chaos(settings: Settings, *, events: int, faults: int, seed: int, rate: 
             if edge is not None:
                 edge.start()  # listening before the Bluesky agent first connects
             run.up.start()
-            run.say(f"rapport up --workers {workers} runs on {data}")
+            run.say(f"rapport up --workers {workers} ({up.worker_processes()} worker processes, "
+                    f"{'split' if up.split else 'not split'}) runs on {data}")
             if edge is not None:
                 edge.begin()
             feed(run, traffic, schedule, span, edge.done if edge is not None else (lambda: True))

@@ -11,6 +11,8 @@ so what crosses them lives here and nowhere else:
   and checked against the migrations' DDL by tests/unit/test_schema_guard.py;
 - :mod:`.archive`: the ``raw_events`` row (:class:`~.archive.ArchiveRow`) and the DLQ record;
 - :mod:`.envelopes`: the ``interactions`` envelope, its versions and their codec.
+- :mod:`.groups`: the worker roles (``all``, ``normalize``, ``detect``) and the consumer
+  group each commits under.
 
 Pure: no faust, no Kafka client, no ClickHouse client.
 """

@@ -2,7 +2,10 @@
 
 Order matters: the store first (durability lives there), migrations, then the broker and
 its topics, then re-publishing from the archive what the store has not processed (the
-broker starts empty every time), then the workers and ingest agents. ``stack.json`` is
+broker starts empty every time), then the workers and ingest agents. Workers come in slots:
+``--workers N`` is N ``normalize`` and N ``detect`` processes by default (the two cores of the
+pipeline, each role its own consumer group), or N ``all`` processes with ``--no-split`` /
+``RAPPORT_WORKER_SPLIT=false``. ``stack.json`` is
 written last, once every worker and agent has said it started (its ready pipe) and the
 stack's lines are printed, so a script that waits for the file finds a started stack. A
 worker that dies is restarted; the broker or the store dying stops the stack, loudly.
@@ -17,9 +20,11 @@ import subprocess
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 from streams.clients import load_clients
+from streams.contracts.groups import SPLIT_ROLES, WorkerRole
 from streams.contracts.topics import full_names
 from streams.embedded.broker import Broker
 from streams.embedded.children import Child, first_line, spawn, stop, wait_ready
@@ -38,17 +43,41 @@ from streams.store.migrations import migrate
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerSlot:
+    """One worker process the stack keeps running: its role and its number within the role."""
+
+    role: WorkerRole
+    index: int
+
+    @property
+    def name(self) -> str:
+        return f"worker-{self.index}" if self.role is WorkerRole.all else f"worker-{self.role.value}-{self.index}"
+
+    @property
+    def argv(self) -> list[str]:
+        return ["worker", "--agents", self.role.value]
+
+
+def worker_slots(count: int, split: bool, first: int = 0) -> list[WorkerSlot]:
+    """``count`` workers of each split role, or ``count`` workers of role ``all``."""
+    roles = SPLIT_ROLES if split else (WorkerRole.all,)
+    return [WorkerSlot(role, i) for i in range(first, first + count) for role in roles]
+
+
 class Stack:
     """The embedded stack of one data dir: store child, Tansu child, worker children."""
 
     def __init__(self, settings: Settings, workers: int = 1, broker_port: int = 0, store_port: int = 0,
-                 ingest: bool = False) -> None:
+                 ingest: bool = False, split: bool | None = None) -> None:
         if settings.clients is None:
             raise ConfigError("no clients file: pass --clients FILE or set RAPPORT_CLIENTS")
         self.clients = load_clients(settings.clients)  # refuse a bad file before starting anything
         self.settings = settings
         self.data_dir = Path(settings.data_dir).resolve()
-        self.workers_wanted = workers
+        self.split = settings.worker_split if split is None else split
+        self.workers_wanted = workers  # per role when split
+        self.slots: list[WorkerSlot] = []  # self.workers[i] runs self.slots[i]
         self.broker = Broker(port=broker_port, log_path=self.data_dir / "logs" / "broker.log")
         self.store_port = store_port
         self.store_proc: subprocess.Popen[bytes] | None = None
@@ -86,9 +115,10 @@ class Stack:
             ensure_topics(self.broker.url, full_names(self.settings), self.settings.partitions,
                           self.settings.replication_factor)
             self._republish()
-            for i in range(self.workers_wanted):
+            for slot in worker_slots(self.workers_wanted, self.split):
                 with signals_deferred():
-                    self.workers.append(self._spawn_worker(i, ready=True))
+                    self.workers.append(self._spawn_worker(slot, ready=True))
+                    self.slots.append(slot)
             if self.ingest:
                 self._start_agents()
             self._wait_started()
@@ -103,7 +133,8 @@ class Stack:
     def _wait_started(self) -> None:
         """Every worker and agent has said it started; a worker that did not stops the start."""
         logs = self.data_dir / "logs"
-        children = {f"worker {i}": (proc, logs / f"worker-{i}.log") for i, proc in enumerate(self.workers)}
+        children = {slot.name: (proc, logs / f"{slot.name}.log")
+                    for slot, proc in zip(self.slots, self.workers, strict=True)}
         children.update({f"ingest agent {name}": (proc, logs / f"ingest-{name}.log")
                          for name, (_, proc) in self.agents.items()})
         failed = wait_ready(children)
@@ -121,7 +152,7 @@ class Stack:
         """What a user is told about the started stack (`rapport up` prints these)."""
         out = [f"store   {self.store_url}  (data: {self.data_dir / 'store'})",
                f"broker  {self.broker_url}  (topics prefix {self.settings.topic_prefix}.)",
-               f"workers {len(self.workers)}  (logs: {self.data_dir / 'logs'})"]
+               f"workers {self._workers_line()}  (logs: {self.data_dir / 'logs'})"]
         out += [f"ingest  {note}" for note in self.agent_notes]
         out += [f"ingest  {name} agent running (status: {self.data_dir / 'agents' / (name + '.json')})"
                 for name in self.agents]
@@ -130,6 +161,12 @@ class Stack:
         if self.unspooled:
             out.append(f"re-published {self.unspooled} acknowledged webhook deliveries not yet archived (spool)")
         return out
+
+    def _workers_line(self) -> str:
+        if not self.split:
+            return str(len(self.workers))
+        per_role = {role: sum(1 for s in self.slots if s.role is role) for role in SPLIT_ROLES}
+        return f"{len(self.workers)}: " + ", ".join(f"{n} {role.value}" for role, n in per_role.items())
 
     def _start_store(self) -> None:
         log_path = self.data_dir / "logs" / "store.log"
@@ -174,12 +211,16 @@ class Stack:
         return spawn(spec.argv, self.data_dir / "logs" / f"ingest-{spec.name}.log", env=self._env(), ready=ready)
 
     def add_worker(self) -> None:
-        """Start one more worker process (it joins the same consumer group)."""
-        with signals_deferred():
-            self.workers.append(self._spawn_worker(len(self.workers)))
+        """Start one more worker slot: a normalize and a detect process when split, else one
+        process of every agent (each joins its role's consumer group)."""
+        taken = sum(1 for s in self.slots if s.role is self.slots[0].role) if self.slots else 0
+        for slot in worker_slots(1, self.split, first=taken):
+            with signals_deferred():
+                self.workers.append(self._spawn_worker(slot))
+                self.slots.append(slot)
 
-    def _spawn_worker(self, i: int, ready: bool = False) -> Child:
-        return spawn(["worker"], self.data_dir / "logs" / f"worker-{i}.log", env=self._env(), ready=ready)
+    def _spawn_worker(self, slot: WorkerSlot, ready: bool = False) -> Child:
+        return spawn(slot.argv, self.data_dir / "logs" / f"{slot.name}.log", env=self._env(), ready=ready)
 
     def check(self) -> None:
         """Restart dead workers; raise if the broker or the store died."""
@@ -187,11 +228,11 @@ class Stack:
             raise StackError(f"the store exited ({self.store_proc.returncode}); see {self.data_dir}/logs/store.log")
         if not self.broker.alive():
             raise StackError(f"the broker exited; see {self.data_dir}/logs/broker.log")
-        for i, proc in enumerate(self.workers):
+        for i, (slot, proc) in enumerate(zip(self.slots, self.workers, strict=True)):
             if proc.poll() is not None:
-                log.warning("worker %d exited with %s; restarting it", i, proc.returncode)
+                log.warning("%s exited with %s; restarting it", slot.name, proc.returncode)
                 with signals_deferred():
-                    self.workers[i] = self._spawn_worker(i)
+                    self.workers[i] = self._spawn_worker(slot)
         for name, (spec, proc) in list(self.agents.items()):
             code = proc.poll()
             if code is None:
@@ -226,6 +267,7 @@ class Stack:
                 stop(proc)
             self.agents = {}
             self.workers = []
+            self.slots = []
             self.broker.stop()
             stop(self.store_proc)
             self.store_proc = None
@@ -243,9 +285,10 @@ class Stack:
 
 
 def run_up(settings: Settings, workers: int, announce: Callable[[str], None] = print, store_port: int = 0,
-           broker_port: int = 0, ingest: bool = True) -> int:
+           broker_port: int = 0, ingest: bool = True, split: bool | None = None) -> int:
     """Foreground supervisor loop of `rapport up`; Ctrl-C, SIGTERM or SIGHUP stops everything cleanly."""
-    stack = Stack(settings, workers=workers, store_port=store_port, broker_port=broker_port, ingest=ingest)
+    stack = Stack(settings, workers=workers, store_port=store_port, broker_port=broker_port, ingest=ingest,
+                  split=split)
     stack.start(announce=announce)
     try:
         while True:

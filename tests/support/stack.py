@@ -44,19 +44,23 @@ class Namespace:
             "RAPPORT_BATCH_DELAY_S": str(s.batch_delay_s),
         }
 
-    def start_worker(self, name: str = "worker", extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start_worker(self, name: str = "worker", extra_env: dict[str, str] | None = None,
+                     agents: str = "all") -> subprocess.Popen[bytes]:
+        """`rapport worker --agents AGENTS` (all, normalize or detect) in this namespace."""
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
         env = dict(os.environ)
         env.update(self.env())
         env.update(extra_env or {})
         env["RAPPORT_SUPERVISOR_PID"] = str(os.getpid())  # the worker's orphan watchdog: die with pytest
-        return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], stdout=log, stderr=log,
-                                env=env, cwd=REPO, start_new_session=True,
+        return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--agents", agents],
+                                stdout=log, stderr=log, env=env, cwd=REPO, start_new_session=True,
                                 preexec_fn=die_with_parent)  # no orphan when pytest is killed
 
     @contextmanager
-    def worker(self, extra_env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-        proc = self.start_worker(extra_env=extra_env)
+    def worker(self, extra_env: dict[str, str] | None = None,
+               agents: str = "all") -> Iterator[subprocess.Popen[bytes]]:
+        name = "worker" if agents == "all" else f"worker-{agents}"
+        proc = self.start_worker(name, extra_env=extra_env, agents=agents)
         self.workers.append(proc)
         try:
             yield proc

@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
 RAPPORT_SERVICES = {name for name, s in SERVICES.items() if s.get("image", "").startswith("rapport:")}
+WORKERS = {"worker-normalize": "normalize", "worker-detect": "detect"}  # service -> `--agents` role
 ENV_EXAMPLE = dict(line.split("=", 1) for line in (REPO / ".env.example").read_text().splitlines()
                    if line and not line.startswith("#"))
 FIELDS = {f"RAPPORT_{name.upper()}" for name in Settings.model_fields}
@@ -87,7 +88,7 @@ def test_topics_one_shot_creates_every_topic_with_configured_partitions(monkeypa
 
 
 def test_ports_agree_with_the_code() -> None:
-    worker = env("worker")
+    worker = env("worker-normalize")
     broker = urlparse(worker["RAPPORT_BROKER_URL"])
     store = urlparse(worker["RAPPORT_STORE_URL"])
     assert (broker.hostname, store.hostname) == ("kafka", "clickhouse")
@@ -131,14 +132,18 @@ def test_services_are_pinned_healthchecked_and_ordered() -> None:
     for name, service in SERVICES.items():
         image = service["image"]
         assert ":" in image and not image.endswith(":latest"), name
-    for name in ("kafka", "clickhouse", "grafana", "worker"):
+    for name in ("kafka", "clickhouse", "grafana", *WORKERS):
         assert "healthcheck" in SERVICES[name], name
     for name in ("migrate", "topics"):
         assert SERVICES[name]["restart"] == "no"
-    worker = SERVICES["worker"]
-    assert "container_name" not in worker and "ports" not in worker, "workers must scale (--scale worker=N)"
-    assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    assert env("worker")["RAPPORT_APP_ID"].startswith("${RAPPORT_APP_ID"), "one consumer group for all workers"
+    for name, role in WORKERS.items():
+        worker = SERVICES[name]
+        assert "container_name" not in worker and "ports" not in worker, f"{name} must scale (--scale {name}=N)"
+        assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        # One app id for every worker: each role's group is derived from it (streams/contracts/groups.py).
+        assert env(name)["RAPPORT_APP_ID"].startswith("${RAPPORT_APP_ID"), name
+        assert worker["command"] == ["worker", "--agents", role], name
+    assert "worker" not in SERVICES, "the two cores run as their own services"
     profiles = {name: s.get("profiles") for name, s in SERVICES.items() if s.get("profiles")}
     assert {p for ps in profiles.values() for p in ps} == set(PROFILES)
     for name, ps in profiles.items():
@@ -162,12 +167,13 @@ def test_compose_runs_only_commands_the_cli_mounts() -> None:
     """The rapport image's entrypoint is `rapport`: every service command and the workers'
     healthcheck must be one of its commands, not a module of its own."""
     rapport = {name: s for name, s in SERVICES.items() if s["image"].startswith("rapport:")}
-    assert {"migrate", "topics", "worker", *(f"ingest-{p}" for p in PROFILES)} <= set(rapport)
+    assert {"migrate", "topics", *WORKERS, *(f"ingest-{p}" for p in PROFILES)} <= set(rapport)
     for name, service in rapport.items():
         assert "entrypoint" not in service, name
         assert mounted(service["command"]), f"{name}: rapport {' '.join(service['command'])} is no command"
-    check = SERVICES["worker"]["healthcheck"]["test"]
-    assert check[:2] == ["CMD", "rapport"] and mounted(check[2:]), check
+    for name in WORKERS:
+        check = SERVICES[name]["healthcheck"]["test"]
+        assert check[:2] == ["CMD", "rapport"] and mounted(check[2:]), check
     assert not mounted(["ingest"]) and not mounted(["no-such-command"])  # the walk itself tells them apart
 
 
