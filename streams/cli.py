@@ -245,7 +245,8 @@ def chaos(data_dir: DataDir = None, clients: ClientsOpt = None,
           seed: Annotated[int, typer.Option(help="Seed of the traffic and the fault plan.")] = 0,
           rate: Annotated[float, typer.Option(
               help="Events per second sent (the run lasts at least 15 s per fault).")] = 1000.0,
-          workers: Annotated[int, typer.Option(min=1, help="Worker processes of the stack.")] = 2,
+          workers: Annotated[int, typer.Option(min=1, help="The stack's `rapport up --workers` (per role when "
+                                                            "split, RAPPORT_WORKER_SPLIT).")] = 2,
           edges: Annotated[bool, typer.Option(
               "--edges", help="Send Facebook/Instagram as signed webhook deliveries and Bluesky through a "
                               "loopback fake Jetstream, to the stack's own agents, instead of replaying them.")]
