@@ -5,13 +5,12 @@ high watermark of every partition of the raw topics, then of ``interactions``. W
 commit under their role's group (streams/contracts/groups.py: one group for ``all``, one
 for ``normalize``, one for ``detect``); a stage's lag is the smallest over those groups,
 because only one mode runs at a time and a group that never consumed a topic counts every
-record of it as lag. Offsets are
-committed only after results are durably written, so that means the store has them, and
-that includes detection: the sink acks a batch of ``interactions`` only after the detection
-rows, the rollups and the event-time sweep of that batch are written (streams/agents/
-sink.py), so a drained replay of history has its deadlines closed up to the last event
-time. High watermarks come from Fetch responses, never from ListOffsets, which Tansu
-answers wrongly.
+record of it as lag. Offsets are committed only after results are durably written, so that
+means the store has them, and that includes detection: the sink acks a batch of
+``interactions`` only after the detection rows, the rollups and the event-time sweep of that
+batch are written (streams/agents/sink.py), so a drained replay of history has its deadlines
+closed up to the last event time. High watermarks come from Fetch responses, never from
+ListOffsets, which Tansu answers wrongly.
 """
 
 from __future__ import annotations
