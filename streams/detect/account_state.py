@@ -536,7 +536,12 @@ class AccountState:
                 self._alerts.pop((thread.platform, event_id), None)
 
         evicted = self.book.evict_idle(now_ms, horizon_ms, keep=keep.__contains__, on_evict=drop)
-        self.responses.forget_deletes(now_ms - horizon_ms)
+        # After the threads went: a delete of a post still in memory stays (it may become
+        # inbound when its parent arrives, see ResponseBook.forget_deletes); one of an evicted
+        # post comes back with its thread (Detector._restore reads the thread's deletes).
+        book = self.book
+        self.responses.forget_deletes(now_ms - horizon_ms,
+                                      in_memory=lambda platform, event_id: book.post(platform, event_id) is not None)
         self.counters["evicted"] += len(evicted)
         if evicted:
             self._evict_persons(now_ms - horizon_ms)

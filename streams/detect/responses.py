@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
 from streams.detect.business_time import BusinessCalendar
@@ -133,10 +133,11 @@ class ResponseBook:
         self._records: dict[str, dict[str, Inbound]] = {}  # platform -> event id -> record
         self._deleted: dict[str, dict[str, int]] = {}  # platform -> event id -> delete time
         self.deletes_known_from = NEVER
-        """Every delete at or after this time is in memory; an older one may have been
-        dropped (:meth:`forget_deletes`) or never loaded (a rebuild reads unattributed
-        deletes one horizon back), so a status older than this that arrives now must have
-        its delete looked up in the store (:meth:`may_miss_delete`)."""
+        """Every delete at or after this time is in memory, and so is every delete of a status
+        held in memory; an older one of a status not held may have been dropped
+        (:meth:`forget_deletes`) or never loaded (a rebuild reads unattributed deletes one
+        horizon back), so a status older than this that arrives now must have its delete
+        looked up in the store (:meth:`may_miss_delete`)."""
         self._queue: list[tuple[int, Inbound]] = []
 
     def due_at(self, received_at: int) -> int:
@@ -211,13 +212,20 @@ class ResponseBook:
         for event_id in event_ids:
             by_id.pop(event_id, None)
 
-    def forget_deletes(self, before_ms: int) -> int:
-        """Drop deletes older than ``before_ms`` of messages not (or no longer) known."""
+    def forget_deletes(self, before_ms: int, in_memory: Callable[[str, str], bool] | None = None) -> int:
+        """Drop deletes older than ``before_ms`` of messages not (or no longer) known.
+
+        ``in_memory(platform, event_id)`` keeps the deletes of statuses the caller still
+        holds without a record here: a reply whose parent has not arrived is not inbound
+        *yet* (its parent's author decides whom it addresses), and when the parent comes it
+        becomes inbound without arriving again, so nothing would look its delete up. Dropped,
+        it stayed ``breached`` where it is ``cancelled`` (found by `rapport chaos`).
+        """
         dropped = 0
         for platform, by_id in self._deleted.items():
             known = self._records.get(platform, {})
             for event_id, at in list(by_id.items()):
-                if at < before_ms and event_id not in known:
+                if at < before_ms and event_id not in known and not (in_memory and in_memory(platform, event_id)):
                     del by_id[event_id]
                     dropped += 1
         if dropped:

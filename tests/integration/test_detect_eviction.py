@@ -18,20 +18,24 @@ import pytest
 
 from streams.chaos.check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
 from streams.clients import load_clients
+from streams.contracts.envelopes import Envelope
 from streams.contracts.tables import CHANGES, INTERACTIONS
 from streams.detect.account_state import AccountState
 from streams.detect_io.engine import Batch, Detector, Output
 from streams.detect_io.queries import DetectStore
 from streams.detect_io.tables import TABLES
+from streams.interaction import Change, Interaction
 from streams.normalize.base import AccountIndex
 from streams.normalize.records import RawRecord, normalize_records
 from streams.simulator.traffic import Simulator
 from streams.store.client import connect
 from streams.store.writer import TableWriter
+from tests.support.interactions import change_row, interaction, interaction_row
 from tests.support.stack import Namespace
 
 pytestmark = pytest.mark.integration
 HOUR = 3_600_000
+MINUTE = 60_000
 
 
 @pytest.mark.timeout(600)  # a day of traffic, batch by batch, on a shared machine
@@ -164,3 +168,56 @@ def test_late_arrivals_past_the_horizon_match_the_recomputation(namespace: Names
         client.close()
         store.client.close()
     assert restored > 10, restored  # the late payloads did wake evicted threads
+
+
+def test_delete_of_a_reply_whose_parent_comes_after_an_eviction(namespace: Namespace) -> None:
+    """The one response `rapport chaos` got wrong, in miniature, batch by batch against the
+    store: a Facebook reply to a page post and its delete arrive before the post (the
+    drain's envelope was split across two sink batches), an eviction passes whose horizon
+    is past the delete but not past the thread, then the post comes. The reply becomes
+    inbound only then, without arriving again: its delete must still be known, or it stays
+    ``breached`` where the recomputation says ``cancelled``."""
+    ns = namespace
+    clients = load_clients(ns.settings.clients)
+    client = connect(ns.store_url, ns.settings)
+    inter = TableWriter.for_spec(client, INTERACTIONS, 5000)
+    changes = TableWriter.for_spec(client, CHANGES, 5000)
+    writers = {spec.name: TableWriter.for_spec(client, spec.store_table, 5000) for spec in TABLES}
+    store = DetectStore(connect(ns.store_url, ns.settings))
+    t0, acct, post = 1_790_000_000_000, "700001", "700001_800"
+
+    def msg(eid: str, kind: str, author: str, at: int, parent: str | None = None) -> Interaction:
+        return interaction("facebook", eid, kind, author, t0 + at, client_id="globex", account_id=acct,
+                           parent_id=parent, root_id=post if kind != "post" else eid)
+
+    reply = msg("800_901", "reply", "2245902418690219", 10 * MINUTE, parent=post)
+    later = [msg("800_902", "reply", "3109964137229848", 3 * HOUR, parent=post),  # keeps the thread
+             msg("700001_801", "post", acct, 3 * HOUR + 30 * MINUTE)]  # moves the event time on
+    gone = Change("facebook", reply.event_id, "delete", t0 + 20 * MINUTE, "", reply.author_id, "globex", acct,
+                  "replay", "", 1)
+    detector = Detector(clients, store, live_window_ms=HOUR, horizon_ms=HOUR)
+    detector.own({0}, 1)
+    clock = 1_800_000_000_000
+    try:
+        for msgs, chs in (([reply, *later], [gone]), ([msg(post, "post", acct, 0)], [])):
+            envelope = Envelope([interaction_row(m) for m in msgs], [change_row(c) for c in chs])
+            batch = Batch.of([envelope])
+            batch.prior_minutes = store.minutes_of(batch.event_ids())
+            inter.write(envelope.interactions)
+            changes.write(envelope.changes)
+            clock += 1
+            out = detector.commit(detector.prepare(batch, clock), batch, clock)
+            for table, rows in out.collector.store_rows(out.version).items():
+                writers[table].write(rows)
+            if out.rollup_scope:
+                store.recompute_rollup(out.version, out.rollup_accounts, out.rollup_minutes)
+            detector.evict(clock)
+        book = detector.accounts[f"globex:{acct}"].state.book
+        assert book.post("facebook", reply.event_id) is not None  # the thread stayed in memory
+        problems = diff(expected_rows(clients, client), stored_rows(client))
+        assert not problems, problems
+        status = client.query(f"SELECT status FROM responses FINAL WHERE event_id = '{reply.event_id}'").result_rows
+        assert status == [("cancelled",)]
+    finally:
+        client.close()
+        store.client.close()

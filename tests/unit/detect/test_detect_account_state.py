@@ -169,6 +169,32 @@ def test_evicted_thread_is_restored_from_its_stored_interactions() -> None:
     assert snap == recompute(client, "acct", [*old, wake], (), 10 * MIN)
 
 
+def test_delete_of_a_reply_waiting_for_its_parent_outlives_the_horizon() -> None:
+    """A reply whose parent has not arrived addresses nobody yet, so it has no response
+    record; its delete must stay in memory while the reply does, though it is older than
+    the horizon: when the parent arrives the reply becomes inbound without arriving again,
+    and nothing would look its delete up (found by `rapport chaos`: one response
+    ``breached`` where the recomputation says ``cancelled``)."""
+    client = make_client(platform="facebook")
+    hour = 60 * MIN
+    parent = make_msg("p", "post", "acct", platform="facebook", root="p", at=0)
+    early = [
+        make_msg("s", "reply", "u1", platform="facebook", parent="p", root="p", at=10 * MIN),
+        make_msg("q", "reply", "u2", platform="facebook", parent="p", root="p", at=3 * hour),  # keeps the thread
+        make_msg("x", "post", "acct", platform="facebook", root="x", at=3 * hour + 30 * MIN),
+    ]
+    deletes = [make_delete("s", 20 * MIN, platform="facebook")]
+    state = AccountState(client, "acct")
+    state.apply(early, deletes)
+    state.sweep(3 * hour + 30 * MIN)
+    assert state.evict_idle(now_ms=3 * hour + 30 * MIN, horizon_ms=hour) == []  # the thread stays
+    assert state.book.post("facebook", "s") is not None
+    state.apply([parent])
+    want = recompute(client, "acct", [parent, *early], deletes, 3 * hour + 30 * MIN)
+    assert {r.event_id: r.status for r in want.responses}["s"] == "cancelled"
+    assert state.snapshot() == want
+
+
 def test_evicted_threads_are_freed_without_the_cyclic_collector() -> None:
     # The worker raises the collector's thresholds (streams/worker.py): an evicted thread
     # left as a cycle (thread <-> posts <-> exchanges) stayed allocated until a rare full
