@@ -19,18 +19,16 @@ import pytest
 from streams.chaos.check import diff, expected_rows, rollup_rows, rollup_truth, stored_rows
 from streams.clients import load_clients
 from streams.contracts.envelopes import Envelope
-from streams.contracts.tables import CHANGES, INTERACTIONS
 from streams.detect.account_state import AccountState
-from streams.detect_io.engine import Batch, Detector, Output
+from streams.detect_io.engine import Detector
 from streams.detect_io.queries import DetectStore
-from streams.detect_io.tables import TABLES
 from streams.interaction import Change, Interaction
 from streams.normalize.base import AccountIndex
 from streams.normalize.records import RawRecord, normalize_records
 from streams.simulator.traffic import Simulator
 from streams.store.client import connect
-from streams.store.writer import TableWriter
 from tests.support.interactions import change_row, interaction, interaction_row
+from tests.support.sequential_sink import SequentialSink
 from tests.support.stack import Namespace
 
 pytestmark = pytest.mark.integration
@@ -47,19 +45,11 @@ def test_evicted_threads_wake_up_exactly(namespace: Namespace, max_evicted: int,
     index = AccountIndex.build(clients)
     events = list(Simulator(clients, seed=41, start_ms=1_790_000_000_000, mean_gap_ms=20_000).events(4000))
     client = connect(ns.store_url, ns.settings)
-    inter = TableWriter.for_spec(client, INTERACTIONS, 5000)
-    changes = TableWriter.for_spec(client, CHANGES, 5000)
-    writers = {spec.name: TableWriter.for_spec(client, spec.store_table, 5000) for spec in TABLES}
     store = DetectStore(connect(ns.store_url, ns.settings))
+    sink = SequentialSink(client, store)
     detector = Detector(clients, store, live_window_ms=HOUR, horizon_ms=HOUR, max_evicted=max_evicted,
                         max_person_convs=max_convs)
     clock = 1_800_000_000_000  # "now" for the live rule: long after the events
-
-    def write(out: Output) -> None:
-        for table, rows in out.collector.store_rows(out.version).items():
-            writers[table].write(rows)
-        if out.rollup_scope:
-            store.recompute_rollup(out.version, out.rollup_accounts, out.rollup_minutes)
 
     evicted = restored = peak = 0
     try:
@@ -69,13 +59,8 @@ def test_evicted_threads_wake_up_exactly(namespace: Namespace, max_evicted: int,
                                   "via_account": ev.via_account or ""}, ev.event_ms)
                        for i, ev in enumerate(events[start:start + 100])]
             envelopes = list(normalize_records(records, index, clock).envelopes.values())
-            batch = Batch.of(envelopes)
-            batch.prior_minutes = store.minutes_of(batch.event_ids())  # as the sink does: before inserting
-            inter.write([row for env in envelopes for row in env.interactions])
-            changes.write([row for env in envelopes for row in env.changes])
             clock += 1
-            out = detector.commit(detector.prepare(batch, clock), batch, clock)
-            write(out)
+            out = sink.apply(detector, envelopes, clock)
             restored += out.restored_threads
             peak = max(peak, detector.threads_in_memory())
             evicted += detector.evict(clock)
@@ -126,10 +111,8 @@ def test_late_arrivals_past_the_horizon_match_the_recomputation(namespace: Names
     late = set(random.Random(43).sample(range(len(events)), len(events) // 20))
     order = [i for i in range(len(events)) if i not in late] + sorted(late)
     client = connect(ns.store_url, ns.settings)
-    inter = TableWriter.for_spec(client, INTERACTIONS, 5000)
-    changes = TableWriter.for_spec(client, CHANGES, 5000)
-    writers = {spec.name: TableWriter.for_spec(client, spec.store_table, 5000) for spec in TABLES}
     store = DetectStore(connect(ns.store_url, ns.settings))
+    sink = SequentialSink(client, store)
     clock = 1_800_000_000_000
 
     def worker() -> Detector:
@@ -148,16 +131,8 @@ def test_late_arrivals_past_the_horizon_match_the_recomputation(namespace: Names
                                   "via_account": events[i].via_account or ""}, events[i].event_ms)
                        for i in order[start:start + 100]]
             envelopes = list(normalize_records(records, index, clock).envelopes.values())
-            batch = Batch.of(envelopes)
-            batch.prior_minutes = store.minutes_of(batch.event_ids())
-            inter.write([row for env in envelopes for row in env.interactions])
-            changes.write([row for env in envelopes for row in env.changes])
             clock += 1
-            out = detector.commit(detector.prepare(batch, clock), batch, clock)
-            for table, rows in out.collector.store_rows(out.version).items():
-                writers[table].write(rows)
-            if out.rollup_scope:
-                store.recompute_rollup(out.version, out.rollup_accounts, out.rollup_minutes)
+            out = sink.apply(detector, envelopes, clock)
             restored += out.restored_threads
             detector.evict(clock)
         problems = diff(expected_rows(clients, client), stored_rows(client))
@@ -180,10 +155,8 @@ def test_delete_of_a_reply_whose_parent_comes_after_an_eviction(namespace: Names
     ns = namespace
     clients = load_clients(ns.settings.clients)
     client = connect(ns.store_url, ns.settings)
-    inter = TableWriter.for_spec(client, INTERACTIONS, 5000)
-    changes = TableWriter.for_spec(client, CHANGES, 5000)
-    writers = {spec.name: TableWriter.for_spec(client, spec.store_table, 5000) for spec in TABLES}
     store = DetectStore(connect(ns.store_url, ns.settings))
+    sink = SequentialSink(client, store)
     t0, acct, post = 1_790_000_000_000, "700001", "700001_800"
 
     def msg(eid: str, kind: str, author: str, at: int, parent: str | None = None) -> Interaction:
@@ -201,16 +174,8 @@ def test_delete_of_a_reply_whose_parent_comes_after_an_eviction(namespace: Names
     try:
         for msgs, chs in (([reply, *later], [gone]), ([msg(post, "post", acct, 0)], [])):
             envelope = Envelope([interaction_row(m) for m in msgs], [change_row(c) for c in chs])
-            batch = Batch.of([envelope])
-            batch.prior_minutes = store.minutes_of(batch.event_ids())
-            inter.write(envelope.interactions)
-            changes.write(envelope.changes)
             clock += 1
-            out = detector.commit(detector.prepare(batch, clock), batch, clock)
-            for table, rows in out.collector.store_rows(out.version).items():
-                writers[table].write(rows)
-            if out.rollup_scope:
-                store.recompute_rollup(out.version, out.rollup_accounts, out.rollup_minutes)
+            sink.apply(detector, [envelope], clock)
             detector.evict(clock)
         book = detector.accounts[f"globex:{acct}"].state.book
         assert book.post("facebook", reply.event_id) is not None  # the thread stayed in memory
