@@ -136,7 +136,10 @@ class AccountState:
         """Past the horizon, a person in memory keeps at most this many settled conversations
         (``None``: all of them)."""
         self._partial: set[PersonKey] = set()
-        self._alerts: dict[ResponseKey, tuple[str, int | None]] = {}
+        self._account_named: dict[str, tuple[str, ...]] = {}  # platform -> (account,)
+        self._alerts: dict[str, dict[str, tuple[str, int | None]]] = {}
+        """Platform -> event id -> the alert state last emitted (keyed by the event id the
+        post already holds rather than a ``(platform, event_id)`` tuple per alert)."""
         self.counters: dict[str, int] = {
             "messages": 0,
             "signals": 0,
@@ -214,7 +217,7 @@ class AccountState:
             self.counters["signals"] += 1  # vanity signals are counted elsewhere
             return
         said = payload_addressing(msg)
-        added = self.book.add(msg, said.named, said.parent_author)
+        added = self.book.add(msg, self._shared_named(msg.platform, said.named), said.parent_author)
         if added is None:
             self.counters["duplicates"] += 1
             return
@@ -226,6 +229,19 @@ class AccountState:
         self._register(added.post, dirty)
         for child in added.adopted:  # their parent's author is known now
             self._register(child, dirty)
+
+    def _shared_named(self, platform: str, named: tuple[str, ...]) -> tuple[str, ...]:
+        """``named``, as one tuple shared by every post when it names the account alone.
+
+        That is what most inbound posts name (a mention of the brand); sharing it saves a
+        tuple per post (see bench/README.md, lever 4).
+        """
+        if len(named) != 1 or named[0] != self.book.account(platform):
+            return named
+        shared = self._account_named.get(platform)
+        if shared is None:
+            shared = self._account_named[platform] = named
+        return shared
 
     def _merge(self, merge: Merge, dirty: _Dirty) -> None:
         """A provisional thread was folded into a larger one: move its exchanges along."""
@@ -474,13 +490,14 @@ class AccountState:
     def _alert_change(self, rec: Inbound) -> AlertRow | None:
         """The alert row to emit for ``rec``, if its alert changed since last emitted."""
         state = self.responses.alert(rec)
-        previous = self._alerts.get(rec.key)
+        emitted = self._alerts.setdefault(rec.msg.platform, {})
+        previous = emitted.get(rec.msg.id)
         if state == previous:
             return None
         if state is None:
-            del self._alerts[rec.key]
+            del emitted[rec.msg.id]
             return self._alert_row(rec, ALERT_WITHDRAWN, None)
-        self._alerts[rec.key] = state
+        emitted[rec.msg.id] = state
         return self._alert_row(rec, *state)
 
     # -- whole state ------------------------------------------------------------------
@@ -532,8 +549,9 @@ class AccountState:
         def drop(thread: Thread) -> None:
             ids = [turn.id for pair in pairs_of(thread) for turn in pair.inbound]
             self.responses.forget(thread.platform, ids)
+            emitted = self._alerts.get(thread.platform, {})
             for event_id in ids:
-                self._alerts.pop((thread.platform, event_id), None)
+                emitted.pop(event_id, None)
 
         evicted = self.book.evict_idle(now_ms, horizon_ms, keep=keep.__contains__, on_evict=drop)
         # After the threads went: a delete of a post still in memory stays (it may become
@@ -662,8 +680,8 @@ class AccountState:
         """Put back the alerts the store holds for a restored thread's messages (eviction
         dropped them): a late change that withdraws one (a delete or an answer before its
         deadline) then emits ``withdrawn`` instead of leaving it ``breached``."""
-        for key, state in stored.items():
-            self._alerts.setdefault(key, state)
+        for (platform, event_id), state in stored.items():
+            self._alerts.setdefault(platform, {}).setdefault(event_id, state)
 
     def restore_persons(self, stored: Iterable[StoredPerson]) -> None:
         """Put evicted persons back as the store has them (before the batch that names them)."""

@@ -58,46 +58,55 @@ class Pair:
     message is known, the conversation summary, the first answer to a message, and which
     messages a new answer is the first answer to. Adding is idempotent, so a message can
     be registered again whenever more is known about it without counting it twice.
+
+    The sides are tuples, replaced on each insert: most pairs hold one or two messages a
+    side and many none, and an empty tuple is shared where an empty list costs 56 bytes
+    (a list also over-allocates). An insert copies the side, which a list insert shifts
+    anyway, so even a long exchange stays linear per message.
     """
 
     __slots__ = ("person", "inbound", "outbound")
 
     def __init__(self, person: str) -> None:
         self.person = person
-        self.inbound: list[Turn] = []
+        self.inbound: tuple[Turn, ...] = ()
         """The person's messages addressing the account, in (time, event id) order."""
-        self.outbound: list[Turn] = []
+        self.outbound: tuple[Turn, ...] = ()
         """The account's messages addressing the person, in (time, event id) order."""
 
     def __len__(self) -> int:
         return len(self.inbound) + len(self.outbound)
 
     @staticmethod
-    def _insert(side: list[Turn], turn: Turn) -> int | None:
-        """Insert ``turn`` in order; its index, or ``None`` when it is already there."""
+    def _slot(side: tuple[Turn, ...], turn: Turn) -> int | None:
+        """Where ``turn`` goes in ``side``; ``None`` when it is already there."""
         i = bisect_left(side, _order(turn), key=_order)
         if i < len(side) and side[i].id == turn.id:
             return None
-        side.insert(i, turn)
         return i
 
     def add_inbound(self, turn: Turn) -> bool:
         """Register a message of the person; ``False`` when it was already known."""
-        return self._insert(self.inbound, turn) is not None
+        side = self.inbound
+        i = self._slot(side, turn)
+        if i is None:
+            return False
+        self.inbound = (*side[:i], turn, *side[i:])
+        return True
 
-    def add_outbound(self, turn: Turn) -> list[Turn] | None:
+    def add_outbound(self, turn: Turn) -> tuple[Turn, ...] | None:
         """Register a message of the account; ``None`` when it was already known.
 
         Returns the person's messages whose first answer it now is: those received after
         the account's previous message and no later than this one.
         """
-        side = self.outbound
-        i = self._insert(side, turn)
+        i = self._slot(self.outbound, turn)
         if i is None:
             return None
+        side = self.outbound = (*self.outbound[:i], turn, *self.outbound[i:])
         at = turn.at
         if (i > 0 and side[i - 1].at == at) or (i + 1 < len(side) and side[i + 1].at == at):
-            return []  # an answer at the same instant was there already
+            return ()  # an answer at the same instant was there already
         lo = bisect_right(self.inbound, side[i - 1].at, key=_time) if i > 0 else 0
         hi = bisect_right(self.inbound, at, key=_time)
         return self.inbound[lo:hi]

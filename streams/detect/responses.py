@@ -41,6 +41,9 @@ ALERT_RESOLVED = "resolved"
 ALERT_CANCELLED = "cancelled"
 ALERT_WITHDRAWN = "withdrawn"
 
+_STILL_BREACHED: tuple[str, int | None] = (ALERT_BREACHED, None)
+"""Shared by every open alert that the account keeps (one tuple, not one per alert)."""
+
 NEVER = -(2**62)
 """The watermark before any sweep: no deadline has passed."""
 
@@ -82,7 +85,7 @@ def alert_state(
         return (ALERT_RESOLVED, answered_at)
     if deleted_at is not None:
         return (ALERT_CANCELLED, deleted_at)
-    return (ALERT_BREACHED, None)
+    return _STILL_BREACHED
 
 
 class Message(Protocol):
@@ -119,7 +122,11 @@ class Inbound:
         return (self.msg.platform, self.msg.id)
 
     def __lt__(self, other: Inbound) -> bool:
-        # Only breaks ties in the deadline queue; rows are sorted by key anyway.
+        # The deadline queue holds the records themselves (a (due, record) tuple per entry
+        # would cost 64 bytes more per pending message); ties between equal deadlines are
+        # broken by identity, rows are sorted by key anyway.
+        if self.due != other.due:
+            return self.due < other.due
         return id(self) < id(other)
 
 
@@ -138,7 +145,8 @@ class ResponseBook:
         (:meth:`forget_deletes`) or never loaded (a rebuild reads unattributed deletes one
         horizon back), so a status older than this that arrives now must have its delete
         looked up in the store (:meth:`may_miss_delete`)."""
-        self._queue: list[tuple[int, Inbound]] = []
+        self._queue: list[Inbound] = []
+        """Records whose deadline was ahead of the watermark when added, earliest first."""
 
     def due_at(self, received_at: int) -> int:
         """The SLA deadline of a message received at ``received_at``."""
@@ -163,7 +171,7 @@ class ResponseBook:
             return rec
         rec = by_id[msg.id] = Inbound(msg, self.due_at(msg.at))
         if rec.due > self.watermark:
-            heapq.heappush(self._queue, (rec.due, rec))
+            heapq.heappush(self._queue, rec)
         return rec
 
     def delete(self, platform: str, event_id: str, at: int) -> Inbound | None:
@@ -200,8 +208,8 @@ class ResponseBook:
         """
         self.watermark = max(self.watermark, watermark)
         out: list[Inbound] = []
-        while self._queue and self._queue[0][0] <= self.watermark:
-            _, rec = heapq.heappop(self._queue)
+        while self._queue and self._queue[0].due <= self.watermark:
+            rec = heapq.heappop(self._queue)
             if self.get(*rec.key) is rec and self.alert(rec) is not None:
                 out.append(rec)
         return out

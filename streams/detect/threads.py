@@ -46,6 +46,7 @@ ThreadId = tuple[str, str]
 """``(platform, root_id)``."""
 
 _SMALL_AUTHORS = 8  # beyond this many participants a thread switches from a tuple to a set
+_SMALL_POSTS = 8  # beyond this many posts a thread switches from a tuple to a list
 
 
 def declared_root(msg: Interaction, account: str) -> str | None:
@@ -144,7 +145,9 @@ class Thread:
     def __init__(self, platform: str, root: str) -> None:
         self.platform = platform
         self.root = root
-        self.posts: list[Post] = []
+        self.posts: tuple[Post, ...] | list[Post] = ()
+        """A tuple while the thread is small (most are: no list object, no over-allocation),
+        a list past ``_SMALL_POSTS`` so that a long thread appends in constant time."""
         self.depth = 0
         self.account_posts = 0
         self.first_at = 0
@@ -168,7 +171,12 @@ class Thread:
         else:
             self.first_at = min(self.first_at, post.at)
             self.last_at = max(self.last_at, post.at)
-        self.posts.append(post)
+        if isinstance(self.posts, list):
+            self.posts.append(post)
+        elif len(self.posts) < _SMALL_POSTS:
+            self.posts = (*self.posts, post)
+        else:
+            self.posts = [*self.posts, post]
         post.thread = self
         if post.author == account:
             self.account_posts += 1
@@ -183,7 +191,7 @@ class Thread:
 
     def reset(self, posts: list[Post], account: str) -> None:
         """Recount from scratch over ``posts`` (after some were moved to another thread)."""
-        self.posts, self.account_posts, self._authors = [], 0, ()
+        self.posts, self.account_posts, self._authors = (), 0, ()
         for post in posts:
             self.attach(post, account)
 
@@ -492,7 +500,7 @@ class ThreadBook:
             # (streams/worker.py) make those rare, so memory grew with every thread evicted
             # (the soak, bench/README.md). Cutting the thread's side frees it by reference
             # counting now; a post still referenced elsewhere keeps a valid ``thread``.
-            thread.posts = []
+            thread.posts = ()
             thread.ext = None
             self.evicted.pop(tid, None)
             self.evicted[tid] = thread.last_at

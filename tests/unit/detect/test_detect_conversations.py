@@ -114,7 +114,7 @@ def test_pair_knows_which_messages_a_new_answer_answers_first() -> None:
         pair.add_inbound(_Turn(eid, at))
     assert [t.id for t in pair.add_outbound(_Turn("a35", 35)) or []] == ["m1", "m2", "m3"]
     assert [t.id for t in pair.add_outbound(_Turn("a15", 15)) or []] == ["m1"]
-    assert pair.add_outbound(_Turn("b15", 15)) == []  # same instant as an existing answer
+    assert pair.add_outbound(_Turn("b15", 15)) == ()  # same instant as an existing answer
     assert [t.id for t in pair.add_outbound(_Turn("a50", 50)) or []] == ["m4"]
     assert [pair.first_answer(t) for t in (10, 16, 35, 41, 51)] == [15, 35, 35, 50, None]
 
