@@ -9,20 +9,10 @@ The simulation starts a day before now, so the figure moves by a few percent bet
 import gc
 import sys
 import tempfile
-import time
 import tracemalloc
 from pathlib import Path
 
-import orjson
-
 from streams import bench
-from streams.clients import load_clients
-from streams.contracts.headers import HEADER_RECEIVED_AT, HEADER_SOURCE, HEADER_VIA_ACCOUNT
-from streams.detect.account_state import AccountState
-from streams.detect.business_time import BusinessCalendar
-from streams.detect_io.engine import Batch
-from streams.normalize.base import AccountIndex
-from streams.normalize.records import RawRecord, normalize_records
 from streams.settings import Settings
 
 tmp = Path(tempfile.mkdtemp(prefix="memory-m-"))
@@ -34,29 +24,12 @@ events = bench._events(settings, n, seed=7)[:100_000]
 print("bytes_per_thread", round(bench.bytes_per_thread(settings, events), 1))
 if "--detail" not in sys.argv:
     sys.exit()
-# breakdown: same steps as bench.bytes_per_thread
-clients = load_clients(settings.clients)
-index = AccountIndex.build(clients)
-records = [RawRecord("bench", 0, i, e.platform, orjson.dumps(e.payload),
-                     {HEADER_SOURCE: e.source, HEADER_RECEIVED_AT: str(e.event_ms),
-                      HEADER_VIA_ACCOUNT: e.via_account or ""}, e.event_ms) for i, e in enumerate(events)]
-batch = Batch.of(normalize_records(records, index, 0).envelopes.values())
-tracked = {f"{c.id}:{a.account_id}": c for c, a in clients.accounts()}
-inputs = [(tracked[k], k.split(":", 1)[1], msgs, changes)
-          for k, (msgs, changes) in batch.by_key.items() if k in tracked]
-calendars = {c.id: BusinessCalendar.from_client(c) for c in clients.clients}
-for c in clients.clients:
-    calendars[c.id].add_business(int(time.time() * 1000), c.sla_minutes)
-del records, batch
+# breakdown: the same build as bench.bytes_per_thread, under a snapshot
+inputs, calendars = bench.detection_inputs(settings, events)
 gc.collect()
 tracemalloc.start(1)
 s0 = tracemalloc.take_snapshot()
-states = []
-for client, account_id, msgs, changes in inputs:
-    st = AccountState(client, account_id, calendars[client.id])
-    st.apply(msgs, changes)
-    st.sweep(max((m.created_at for m in msgs), default=0))
-    states.append(st)
+states = bench.build_states(inputs, calendars)
 gc.collect()
 s1 = tracemalloc.take_snapshot()
 tracemalloc.stop()

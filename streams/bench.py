@@ -41,7 +41,7 @@ import orjson
 from rich.console import Console
 
 from streams.bench_stages import stage_costs
-from streams.clients import PLATFORMS, load_clients
+from streams.clients import PLATFORMS, Client, load_clients
 from streams.contracts.headers import HEADER_RECEIVED_AT, HEADER_SOURCE, HEADER_VIA_ACCOUNT
 from streams.contracts.topics import INTERACTIONS, raw_topic
 from streams.detect.account_state import AccountState
@@ -50,6 +50,7 @@ from streams.detect_io.engine import Batch
 from streams.drain import wait_drained
 from streams.embedded.supervisor import Stack
 from streams.ingest.publisher import Publisher
+from streams.interaction import Change, Interaction
 from streams.kafka_admin import bootstrap_of
 from streams.normalize.base import AccountIndex
 from streams.normalize.records import RawRecord, normalize_records
@@ -193,8 +194,13 @@ def _alert_lag(settings: Settings, stack: Stack, n: int = 200) -> list[float]:
     return [seen[e] - due[e] for e in seen if e in due]
 
 
-def bytes_per_thread(settings: Settings, events: list[SimEvent]) -> float:
-    """Bytes of Python memory per thread held by the AccountStates of ``events``."""
+AccountInput = tuple[Client, str, list[Interaction], list[Change]]  # client, account id, its batch
+
+
+def detection_inputs(settings: Settings, events: list[SimEvent]) -> tuple[list[AccountInput],
+                                                                         dict[str, BusinessCalendar]]:
+    """``events`` normalized as the workers would, per tracked account, and warmed calendars
+    (their day caches filled outside any measurement)."""
     clients = load_clients(settings.clients or DEFAULT_CLIENTS)
     index = AccountIndex.build(clients)
     records = [RawRecord("bench", 0, i, e.platform, orjson.dumps(e.payload),
@@ -206,18 +212,29 @@ def bytes_per_thread(settings: Settings, events: list[SimEvent]) -> float:
     inputs = [(tracked[k], k.split(":", 1)[1], msgs, changes) for k, (msgs, changes) in batch.by_key.items()
               if k in tracked]
     calendars = {c.id: BusinessCalendar.from_client(c) for c in clients.clients}
-    for c in clients.clients:  # warm the calendars' day caches outside the measurement
+    for c in clients.clients:
         calendars[c.id].add_business(int(time.time() * 1000), c.sla_minutes)
-    del records, batch
-    gc.collect()
-    tracemalloc.start()
-    base = tracemalloc.get_traced_memory()[0]
+    return inputs, calendars
+
+
+def build_states(inputs: list[AccountInput], calendars: dict[str, BusinessCalendar]) -> list[AccountState]:
+    """One applied and swept :class:`AccountState` per account input."""
     states = []
     for client, account_id, msgs, changes in inputs:
         state = AccountState(client, account_id, calendars[client.id])
         state.apply(msgs, changes)
         state.sweep(max((m.created_at for m in msgs), default=0))
         states.append(state)
+    return states
+
+
+def bytes_per_thread(settings: Settings, events: list[SimEvent]) -> float:
+    """Bytes of Python memory per thread held by the AccountStates of ``events``."""
+    inputs, calendars = detection_inputs(settings, events)
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    states = build_states(inputs, calendars)
     gc.collect()
     used = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
