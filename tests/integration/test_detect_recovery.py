@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from streams.chaos.check import diff, rollup_rows, rollup_truth, stored_rows
@@ -21,6 +20,7 @@ from streams.settings import Settings
 from streams.simulator.traffic import Simulator
 from streams.store.client import connect
 from streams.store.migrations import migrate
+from tests.support.interactions import arrival_payloads
 from tests.support.stack import REPO, Namespace, stop_process, unique_name
 
 pytestmark = pytest.mark.integration
@@ -54,11 +54,7 @@ def tables(ns: Namespace) -> tuple[dict[str, set[tuple[Any, ...]]], set[tuple[An
 def test_worker_killed_mid_run_ends_with_the_uninterrupted_tables(namespace: Namespace, broker: Broker,
                                                                   store_url: str, tmp_path: Path) -> None:
     events = list(Simulator(load_clients(namespace.settings.clients), seed=23, start_ms=START_MS).events(6000))
-    # Arrival times are part of the input (a Mastodon delete carries no time of its own, and
-    # the arrival orders two versions of one event): both runs receive every payload at the
-    # same time, a few seconds after it happened, never two at the same millisecond.
-    payloads = [(ev.platform, orjson.dumps(ev.payload), ev.source, ev.via_account or "", ev.event_ms + 5000 + i)
-                for i, ev in enumerate(events)]
+    payloads = arrival_payloads(events)  # the same arrival times in both runs
 
     # The uninterrupted run.
     calm = namespace

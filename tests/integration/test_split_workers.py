@@ -11,7 +11,6 @@ from __future__ import annotations
 from contextlib import ExitStack
 from pathlib import Path
 
-import orjson
 import pytest
 
 from streams.chaos.check import diff, interaction_keys
@@ -24,6 +23,7 @@ from streams.ingest.publisher import Publisher
 from streams.simulator.traffic import Simulator
 from streams.store.client import connect
 from tests.integration.test_detect_recovery import START_MS, second_namespace, tables
+from tests.support.interactions import arrival_payloads
 from tests.support.stack import Namespace
 
 pytestmark = pytest.mark.integration
@@ -47,9 +47,7 @@ def _keys(ns: Namespace) -> tuple[int, set[tuple[str, str, str, str]]]:
 def test_split_workers_store_and_detect_what_one_worker_does(namespace: Namespace, broker: Broker,
                                                              store_url: str, tmp_path: Path) -> None:
     events = list(Simulator(load_clients(namespace.settings.clients), seed=31, start_ms=START_MS).events(3000))
-    # Arrival times are input (tests/integration/test_detect_recovery.py): the same in both runs.
-    payloads = [(ev.platform, orjson.dumps(ev.payload), ev.source, ev.via_account or "", ev.event_ms + 5000 + i)
-                for i, ev in enumerate(events)]
+    payloads = arrival_payloads(events)  # the same arrival times in both runs
 
     one = namespace
     _publish(one, payloads)

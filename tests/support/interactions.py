@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from streams.interaction import CHANGE_COLUMNS, INTERACTION_COLUMNS, Change, Interaction
+from streams.simulator.traffic import SimEvent
 
 
 def interaction(platform: str, eid: str, kind: str, author: str, at: int, **fields: object) -> Interaction:
@@ -28,3 +32,14 @@ def interaction_row(i: Interaction) -> list[Any]:
 def change_row(c: Change) -> list[Any]:
     """The change as a list in column order."""
     return [getattr(c, name) for name in CHANGE_COLUMNS]
+
+
+def arrival_payloads(events: Iterable[SimEvent]) -> list[tuple[str, bytes, str, str, int]]:
+    """``(platform, body, source, via account, received at)`` per simulated event.
+
+    Arrival times are part of the input (a Mastodon delete carries no time of its own, and the
+    arrival orders two versions of one event): tests that compare two runs give every payload
+    the same time in both, a few seconds after it happened, never two in the same millisecond.
+    """
+    return [(ev.platform, orjson.dumps(ev.payload), ev.source, ev.via_account or "", ev.event_ms + 5000 + i)
+            for i, ev in enumerate(events)]
