@@ -29,10 +29,10 @@ import orjson
 
 from streams.clients import load_clients
 from streams.contracts.headers import HEADER_RECEIVED_AT, HEADER_SOURCE, HEADER_VIA_ACCOUNT
-from streams.contracts.tables import CHANGES, INTERACTIONS, RAW_EVENTS
-from streams.detect_io.engine import Batch, Detector
+from streams.contracts.tables import RAW_EVENTS
+from streams.detect_io.engine import Detector
 from streams.detect_io.queries import DetectStore
-from streams.detect_io.tables import TABLES
+from streams.detect_io.sequential import SequentialSink
 from streams.normalize.base import AccountIndex
 from streams.normalize.records import RawRecord, normalize_records
 from streams.settings import Settings
@@ -97,9 +97,7 @@ def stage_costs(settings: Settings, store_url: str, events: list[SimEvent],
     watch = Stopwatch()
     try:
         archive = TableWriter.for_spec(client, RAW_EVENTS, staged.batch_size)
-        inter = TableWriter.for_spec(client, INTERACTIONS, staged.batch_size)
-        changes = TableWriter.for_spec(client, CHANGES, staged.batch_size)
-        writers = {spec.name: TableWriter.for_spec(client, spec.store_table, staged.batch_size) for spec in TABLES}
+        sink = SequentialSink(client, detect_store, staged.batch_size)
         live_window_ms = int(staged.live_window_s * 1000)
         detector = Detector(clients, detect_store, live_window_ms=live_window_ms,
                             horizon_ms=int(staged.state_horizon_s * 1000), max_evicted=staged.evicted_ids_max,
@@ -116,20 +114,13 @@ def stage_costs(settings: Settings, store_url: str, events: list[SimEvent],
                 batch = normalize_records(chunk, index, clock)
             with watch.timing("archive_insert"):
                 archive.write(batch.archive_rows)
-            envelopes = list(batch.envelopes.values())
             with watch.timing("interactions_insert"):
-                detect_batch = Batch.of(envelopes)
-                detect_batch.prior_minutes = detect_store.minutes_of(detect_batch.event_ids())
-                inter.write([row for env in envelopes for row in env.interactions])
-                changes.write([row for env in envelopes for row in env.changes])
+                detect_batch = sink.store_batch(list(batch.envelopes.values()))
             clock += 1
             with watch.timing("detect"):
-                out = detector.commit(detector.prepare(detect_batch, clock), detect_batch, clock)
+                out = sink.detect(detector, detect_batch, clock)
             with watch.timing("detection_writes"):
-                for table, rows in out.collector.store_rows(out.version).items():
-                    writers[table].write(rows)
-                if out.rollup_scope:
-                    detect_store.recompute_rollup(out.version, out.rollup_accounts, out.rollup_minutes)
+                sink.write(out)
     finally:
         client.close()
         detect_store.client.close()

@@ -78,14 +78,12 @@ PairKey = tuple[ThreadId, str]
 class PersonState:
     """What the account knows of one person: handle and conversations per thread."""
 
-    __slots__ = ("handle", "handle_key", "convs", "partial")
+    __slots__ = ("handle", "handle_key", "convs")
 
     def __init__(self) -> None:
         self.handle = ""
         self.handle_key: tuple[int, str] = (NEVER, "")
         self.convs: dict[ThreadId, ConversationSummary] = {}
-        self.partial = False
-        """Settled conversations were dropped from ``convs``: restore before any apply."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +134,7 @@ class AccountState:
         """Past the horizon, a person in memory keeps at most this many settled conversations
         (``None``: all of them)."""
         self._partial: set[PersonKey] = set()
+        """Persons whose settled conversations were dropped (:meth:`_fold`): restore before any apply."""
         self._account_named: dict[str, tuple[str, ...]] = {}  # platform -> (account,)
         self._alerts: dict[str, dict[str, tuple[str, int | None]]] = {}
         """Platform -> event id -> the alert state last emitted (keyed by the event id the
@@ -611,7 +610,6 @@ class AccountState:
             for tid in settled:
                 del state.convs[tid]
             if settled:
-                state.partial = True
                 self._partial.add(key)
                 self.persons_evicted = True
                 self.counters["folded_convs"] += len(settled)
@@ -689,9 +687,8 @@ class AccountState:
             key = (sp.platform, sp.person_id)
             state = self._persons.get(key)
             if state is not None:
-                if state.partial:  # memory wins for what it kept; the store gives back the rest
+                if key in self._partial:  # memory wins for what it kept; the store gives back the rest
                     state.convs = {**sp.convs, **state.convs}
-                    state.partial = False
                     self._partial.discard(key)
                     self.counters["restored_persons"] += 1
                 continue

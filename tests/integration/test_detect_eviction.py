@@ -22,13 +22,13 @@ from streams.contracts.envelopes import Envelope
 from streams.detect.account_state import AccountState
 from streams.detect_io.engine import Detector
 from streams.detect_io.queries import DetectStore
+from streams.detect_io.sequential import SequentialSink
 from streams.interaction import Change, Interaction
 from streams.normalize.base import AccountIndex
 from streams.normalize.records import RawRecord, normalize_records
 from streams.simulator.traffic import Simulator
 from streams.store.client import connect
 from tests.support.interactions import change_row, interaction, interaction_row
-from tests.support.sequential_sink import SequentialSink
 from tests.support.stack import Namespace
 
 pytestmark = pytest.mark.integration
