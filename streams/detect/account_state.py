@@ -21,14 +21,11 @@ Person handles come from the person's inbound messages: the handle of the latest
 (by event time, then event id) that carries a handle.
 
 Memory is bounded by the state horizon: idle threads are evicted (:meth:`evict_idle`), and
-so is a person no post in memory names whose conversations are all past the horizon. A
-batch that names such a person again must first restore them
-(:meth:`persons_to_restore`, :meth:`restore_persons`) from what the store holds: their
-conversation rows and the inbound message that gave their handle. A person who stays (one
-who keeps coming back) keeps at most ``max_person_convs`` conversation summaries past the
-horizon: beyond that their settled ones (threads no longer in memory) are dropped and the
-person is *partial* until the next batch restores them from the store, so a connection row is
-never computed from part of a person's conversations.
+with them what :mod:`persons` may forget of the persons (whole persons no post in memory
+names, settled conversations of persons who keep coming back). A batch that names a person
+memory forgot must first restore them (:meth:`persons_to_restore`, :meth:`restore_persons`)
+from what the store holds: their conversation rows and the inbound message that gave their
+handle.
 """
 
 from __future__ import annotations
@@ -49,9 +46,9 @@ from streams.detect.addressing import (
 from streams.detect.business_time import BusinessCalendar
 from streams.detect.conversations import ConversationSummary, Pair, connection
 from streams.detect.identity import canonical_id, is_person
+from streams.detect.persons import PersonBook, PersonKey, PersonState, StoredPerson
 from streams.detect.responses import (
     ALERT_WITHDRAWN,
-    NEVER,
     OPEN,
     Inbound,
     ResponseBook,
@@ -69,34 +66,8 @@ from streams.detect.thread_pairs import pair_in, pairs_of, put_pair
 from streams.detect.threads import Merge, Post, Thread, ThreadBook, ThreadId
 from streams.interaction import SIGNAL_KINDS, Change, Interaction
 
-PersonKey = tuple[str, str]
-"""``(platform, person_id)``."""
 PairKey = tuple[ThreadId, str]
 """``((platform, root_id), person_id)``."""
-
-
-class PersonState:
-    """What the account knows of one person: handle and conversations per thread."""
-
-    __slots__ = ("handle", "handle_key", "convs")
-
-    def __init__(self) -> None:
-        self.handle = ""
-        self.handle_key: tuple[int, str] = (NEVER, "")
-        self.convs: dict[ThreadId, ConversationSummary] = {}
-
-
-@dataclass(frozen=True, slots=True)
-class StoredPerson:
-    """What the store holds of an evicted person: enough to restore :class:`PersonState`."""
-
-    platform: str
-    person_id: str
-    convs: dict[ThreadId, ConversationSummary]
-    """Their live (not retracted) conversation rows, by thread."""
-    handle: str = ""
-    handle_key: tuple[int, str] = (NEVER, "")
-    """``(time, event id)`` of the inbound message that gave ``handle``."""
 
 
 @dataclass(slots=True)
@@ -126,15 +97,8 @@ class AccountState:
         self.sla_minutes = client.sla_minutes
         self.calendar = calendar or BusinessCalendar.from_client(client)
         self.book = ThreadBook(account_id, max_evicted=max_evicted)
-        self.persons_evicted = False
-        """Some person state was evicted: a person not in memory may be in the store."""
         self.responses = ResponseBook(self.calendar, client.sla_minutes)
-        self._persons: dict[PersonKey, PersonState] = {}
-        self.max_person_convs = max_person_convs
-        """Past the horizon, a person in memory keeps at most this many settled conversations
-        (``None``: all of them)."""
-        self._partial: set[PersonKey] = set()
-        """Persons whose settled conversations were dropped (:meth:`_fold`): restore before any apply."""
+        self.persons = PersonBook(max_person_convs)
         self._account_named: dict[str, tuple[str, ...]] = {}  # platform -> (account,)
         self._alerts: dict[str, dict[str, tuple[str, int | None]]] = {}
         """Platform -> event id -> the alert state last emitted (keyed by the event id the
@@ -322,9 +286,7 @@ class AccountState:
 
     def _note_handle(self, platform: str, post: Post, dirty: _Dirty) -> None:
         pkey = (platform, post.author)
-        person = self._persons.get(pkey)
-        if person is None:
-            person = self._persons[pkey] = PersonState()
+        person = self.persons.setdefault(pkey)
         if not post.handle or (post.at, post.id) <= person.handle_key:
             return
         person.handle_key = (post.at, post.id)
@@ -341,26 +303,12 @@ class AccountState:
         threads = [self._thread_row(tid) for tid in sorted(dirty.threads | dirty.retracted_threads)]
         convs: list[ConversationRow] = []
         for tid, person in sorted(dirty.convs | dirty.retracted_convs):
-            state = self._persons.get((tid[0], person))
+            state = self.persons.get((tid[0], person))
             summary = state.convs.get(tid) if state is not None else None
             if state is not None and summary is not None:
                 convs.append(self._conversation_row(tid, person, state, summary))
             elif (tid, person) in dirty.retracted_convs:
-                convs.append(
-                    ConversationRow(
-                        self.client_id,
-                        self.account_id,
-                        tid[0],
-                        tid[1],
-                        person,
-                        "",
-                        0,
-                        "",
-                        0,
-                        0,
-                        retracted=True,
-                    )
-                )
+                convs.append(ConversationRow.retraction(self.client_id, self.account_id, tid, person))
         connections = []
         for pkey in sorted(dirty.persons):
             row = self._connection_row(pkey)
@@ -383,11 +331,11 @@ class AccountState:
         thread = self.book.thread(tid)
         pair = pair_in(thread, person, create=False) if thread is not None else None
         pkey = (tid[0], person)
-        state = self._persons.get(pkey)
+        state = self.persons.get(pkey)
         summary = pair.summary() if pair is not None else None
         if summary is not None:
             if state is None:
-                state = self._persons[pkey] = PersonState()
+                state = self.persons.setdefault(pkey)
             if state.convs.get(tid) != summary:
                 state.convs[tid] = summary
                 dirty.convs.add((tid, person))
@@ -400,7 +348,7 @@ class AccountState:
     def _thread_row(self, tid: ThreadId) -> ThreadRow:
         thread = self.book.thread(tid)
         if thread is None:  # folded into a larger thread
-            return ThreadRow(self.client_id, self.account_id, tid[0], tid[1], 0, 0, 0, 0, 0, 0, retracted=True)
+            return ThreadRow.retraction(self.client_id, self.account_id, tid)
         s = thread.stats()
         return ThreadRow(
             self.client_id,
@@ -432,7 +380,7 @@ class AccountState:
         )
 
     def _connection_row(self, pkey: PersonKey) -> ConnectionRow | None:
-        state = self._persons.get(pkey)
+        state = self.persons.get(pkey)
         if state is None:
             return None
         conn = connection(state.convs.values())
@@ -507,8 +455,7 @@ class AccountState:
         threads = tuple(self._thread_row(tid) for tid in tids)
         convs = []
         connections = []
-        for pkey in sorted(self._persons):
-            state = self._persons[pkey]
+        for pkey, state in self.persons.sorted_items():
             for tid in sorted(state.convs):
                 convs.append(self._conversation_row(tid, pkey[1], state, state.convs[tid]))
             row = self._connection_row(pkey)
@@ -564,13 +511,8 @@ class AccountState:
             self._evict_persons(now_ms - horizon_ms)
         return evicted
 
-    def _evict_persons(self, cutoff: int) -> int:
-        """Drop persons no post in memory names whose conversations all ended before ``cutoff``.
-
-        Such a person can only change again through a message that names them, which
-        :meth:`persons_to_restore` finds before the batch is applied. A person who stays
-        and holds more than ``max_person_convs`` conversations loses the settled ones (:meth:`_fold`).
-        """
+    def _evict_persons(self, cutoff: int) -> None:
+        """Let :class:`PersonBook` forget what no post in memory needs (see :meth:`PersonBook.evict`)."""
         named: set[PersonKey] = set()
         in_memory: set[ThreadId] = set()
         for thread in self.book.threads():
@@ -581,49 +523,20 @@ class AccountState:
                 named.update((platform, p) for p in post.named)
                 if post.parent_author is not None:
                     named.add((platform, post.parent_author))
-        gone = [k for k, state in self._persons.items()
-                if k not in named and all(c.last_at < cutoff for c in state.convs.values())]
-        for key in gone:
-            del self._persons[key]
-        if gone:
-            self.persons_evicted = True
-            self.counters["evicted_persons"] += len(gone)
-        self._fold(cutoff, in_memory)
-        return len(gone)
-
-    def _fold(self, cutoff: int, in_memory: set[ThreadId]) -> None:
-        """Drop the settled conversations of persons holding more than ``max_person_convs``.
-
-        Settled: its thread is no longer in memory and it ended before ``cutoff``, so the
-        store holds its final row. Without this a person who keeps coming back would hold one
-        summary per conversation forever. The person is marked partial: every batch restores
-        partial persons first (:meth:`persons_to_restore`), because a late parent, a delete
-        or a new message can change their connection row, which needs all their conversations.
-        """
-        limit = self.max_person_convs
-        if limit is None:
-            return
-        for key, state in self._persons.items():
-            if len(state.convs) <= limit:
-                continue
-            settled = [tid for tid, c in state.convs.items() if tid not in in_memory and c.last_at < cutoff]
-            for tid in settled:
-                del state.convs[tid]
-            if settled:
-                self._partial.add(key)
-                self.persons_evicted = True
-                self.counters["folded_convs"] += len(settled)
+        gone, folded = self.persons.evict(named, in_memory, cutoff)
+        self.counters["evicted_persons"] += gone
+        self.counters["folded_convs"] += folded
 
     def conversations_in_memory(self) -> int:
-        """Conversation summaries the persons in memory hold (bounded by :meth:`_fold`)."""
-        return sum(len(state.convs) for state in self._persons.values())
+        """Conversation summaries the persons in memory hold (bounded by :meth:`PersonBook.fold`)."""
+        return self.persons.conversations()
 
     def partial_persons(self) -> int:
         """Persons in memory whose settled conversations were dropped (restored by the next batch)."""
-        return len(self._partial)
+        return len(self.persons.partial)
 
     def persons_in_memory(self) -> int:
-        return len(self._persons)
+        return len(self.persons)
 
     @staticmethod
     def _persons_named(msg: Interaction) -> Iterator[PersonKey]:
@@ -634,15 +547,15 @@ class AccountState:
             yield platform, canonical_id(platform, msg.parent_author_id)
 
     def persons_to_restore(self, interactions: Iterable[Interaction]) -> set[PersonKey]:
-        """Persons these messages name who are not in memory but may have been evicted.
+        """Persons these messages name who are not in memory but may have been forgotten.
 
         ``interactions`` must include the messages of the threads restored with them (a
-        parent's author comes from there). Empty until some person was evicted. Partial
-        persons (:meth:`_fold`) are always named.
+        parent's author comes from there). Empty until some person was forgotten; partial
+        persons are always named (:meth:`PersonBook.to_restore`).
         """
-        if not self.persons_evicted:
+        if not self.persons.evicted:
             return set()
-        out: set[PersonKey] = set(self._partial)  # whatever the batch holds: see _fold
+        named: list[PersonKey] = []
         for msg in interactions:
             if msg.kind in SIGNAL_KINDS or msg.account_id != self.account_id:
                 continue
@@ -652,8 +565,8 @@ class AccountState:
             if parent is not None:
                 keys.append((msg.platform, parent.author))
             account = self.book.account(msg.platform)
-            out.update(k for k in keys if is_person(k[1]) and k[1] != account and k not in self._persons)
-        return out
+            named.extend(k for k in keys if is_person(k[1]) and k[1] != account)
+        return self.persons.to_restore(named)
 
     def deletes_to_look_up(self, interactions: Iterable[Interaction]) -> dict[str, list[str]]:
         """Event ids, per platform, of new statuses whose delete memory may no longer hold.
@@ -682,17 +595,5 @@ class AccountState:
             self._alerts.setdefault(platform, {}).setdefault(event_id, state)
 
     def restore_persons(self, stored: Iterable[StoredPerson]) -> None:
-        """Put evicted persons back as the store has them (before the batch that names them)."""
-        for sp in stored:
-            key = (sp.platform, sp.person_id)
-            state = self._persons.get(key)
-            if state is not None:
-                if key in self._partial:  # memory wins for what it kept; the store gives back the rest
-                    state.convs = {**sp.convs, **state.convs}
-                    self._partial.discard(key)
-                    self.counters["restored_persons"] += 1
-                continue
-            state = self._persons[key] = PersonState()
-            state.handle, state.handle_key = sp.handle, sp.handle_key
-            state.convs = dict(sp.convs)
-            self.counters["restored_persons"] += 1
+        """Put forgotten persons back as the store has them (before the batch that names them)."""
+        self.counters["restored_persons"] += self.persons.restore(stored)

@@ -29,6 +29,11 @@ class ThreadRow:
     def key(self) -> tuple[str, str]:
         return (self.platform, self.root_id)
 
+    @classmethod
+    def retraction(cls, client_id: str, account_id: str, tid: tuple[str, str]) -> ThreadRow:
+        """The row that supersedes a provisional thread folded into a larger one."""
+        return cls(client_id, account_id, tid[0], tid[1], 0, 0, 0, 0, 0, 0, retracted=True)
+
 
 @dataclass(frozen=True, slots=True)
 class ConversationRow:
@@ -47,6 +52,11 @@ class ConversationRow:
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.platform, self.root_id, self.person_id)
+
+    @classmethod
+    def retraction(cls, client_id: str, account_id: str, tid: tuple[str, str], person_id: str) -> ConversationRow:
+        """The row that supersedes the conversation of a folded thread (it lives on under the larger root)."""
+        return cls(client_id, account_id, tid[0], tid[1], person_id, "", 0, "", 0, 0, retracted=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,9 +35,10 @@ from aiokafka.partitioner import murmur2
 from streams.clients import Client, ClientsFile
 from streams.contracts.envelopes import Envelope
 from streams.contracts.tables import INTERACTIONS
-from streams.detect.account_state import AccountState, StoredPerson
+from streams.detect.account_state import AccountState
 from streams.detect.addressing import parent_of
 from streams.detect.business_time import BusinessCalendar
+from streams.detect.persons import StoredPerson
 from streams.detect.responses import NEVER
 from streams.detect.rows import Updates
 from streams.detect.threads import declared_root

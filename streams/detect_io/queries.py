@@ -23,8 +23,8 @@ import orjson
 from clickhouse_connect.driver.client import Client as StoreClient
 
 from streams.contracts.tables import INTERACTIONS
-from streams.detect.account_state import StoredPerson
 from streams.detect.conversations import ConversationSummary
+from streams.detect.persons import StoredPerson
 from streams.detect.responses import NEVER
 from streams.detect_io.tables import OPEN_ITEMS_TABLE, ROLLUP_TABLE, TABLES, Row, StoreKey, TableSpec, store_key
 from streams.figures import BRAND_REPLIES, FROM_OTHERS

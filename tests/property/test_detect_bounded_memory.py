@@ -18,10 +18,11 @@ from collections.abc import Iterable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.detect.account_state import AccountState, PersonKey, StoredPerson
+from streams.detect.account_state import AccountState
 from streams.detect.addressing import parent_of
 from streams.detect.conversations import ConversationSummary
 from streams.detect.identity import canonical_id
+from streams.detect.persons import PersonKey, StoredPerson
 from streams.detect.recompute import recompute
 from streams.detect.rows import Updates
 from streams.detect.threads import declared_root

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from detect_builders import make_client, make_delete, make_msg
 
-from streams.detect.account_state import AccountState, StoredPerson
+from streams.detect.account_state import AccountState
 from streams.detect.conversations import ConversationSummary
+from streams.detect.persons import StoredPerson
 from streams.detect.recompute import recompute
 from streams.detect.rows import (
     AlertRow,
