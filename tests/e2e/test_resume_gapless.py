@@ -24,7 +24,7 @@ from streams.limits import payload_max_bytes
 from streams.settings import Settings
 from streams.store.client import connect
 from streams.store.migrations import migrate
-from tests.integration import ingest_support as fakes
+from tests.integration import fake_jetstream as jetstream
 from tests.integration.test_ingest_agents import CLIENTS
 from tests.support.broker_kill import Pieces
 from tests.support.stack import unique_name
@@ -35,7 +35,7 @@ EVENTS = 1500
 KILLS = 3
 
 
-class LiveJetstream(fakes.Jetstream):
+class LiveJetstream(jetstream.Jetstream):
     """Like Jetstream itself: without a ``cursor`` a connection starts at the live tail."""
 
     def __init__(self) -> None:
@@ -69,9 +69,9 @@ def test_jetstream_resume_leaves_no_gap_across_broker_kills(store_url: str, tmp_
     migrate(store_url, settings)
     rng = random.Random(SEED)
     start_us = int(time.time() * 1_000_000) - 3_600_000_000
-    events = fakes.bluesky_events(start_us, EVENTS, seed=3)
+    events = jetstream.bluesky_events(start_us, EVENTS, seed=3)
     limit = payload_max_bytes(settings)
-    want = {payload_key(orjson.dumps(e), limit) for e in fakes.relevant(events)}
+    want = {payload_key(orjson.dumps(e), limit) for e in jetstream.relevant(events)}
     chunks = [events[i:i + 25] for i in range(0, len(events), 25)]
     kill_at = set(rng.sample(range(3, len(chunks) - 3), KILLS))
 

@@ -26,6 +26,7 @@ from streams.kafka_admin import ensure_topics
 from streams.settings import Settings
 from streams.store.client import connect
 from streams.store.migrations import migrate
+from tests.integration import fake_jetstream as jetstream
 from tests.integration import ingest_support as fakes
 from tests.integration.ingest_support import eventually, raw_payloads
 from tests.support.stack import Namespace, stop_process, unique_name
@@ -145,28 +146,28 @@ def test_bluesky_resumes_from_the_archive_without_gaps_or_duplicates(ns: Namespa
 
     recorded = [orjson.loads(line) for line in (FIXTURES / "bluesky_jetstream.jsonl").read_bytes().splitlines()]
     start = recorded[-1]["time_us"] + 1_000_000
-    first = recorded + fakes.bluesky_events(start, 30)
-    later = fakes.bluesky_events(first[-1]["time_us"] + 1_000_000, 12, seed=1)
-    relevant = fakes.relevant(first + later)
-    server = fakes.Jetstream(first)
+    first = recorded + jetstream.bluesky_events(start, 30)
+    later = jetstream.bluesky_events(first[-1]["time_us"] + 1_000_000, 12, seed=1)
+    relevant = jetstream.relevant(first + later)
+    server = jetstream.Jetstream(first)
     server.plan = ["429", ("cut", 15)]  # refused once, then a connection dies mid-stream
 
     async def scenario() -> None:
         async with server:
             settings = settings_for(ns, bluesky_jetstream_url=server.url)
             agent = Running(ns, settings, BlueskyAgent, "bluesky")
-            await eventually(lambda: server.sent_all() and agent.status.published >= len(fakes.relevant(first)),
+            await eventually(lambda: server.sent_all() and agent.status.published >= len(jetstream.relevant(first)),
                              what="first events published")
             await agent.stop()
             await drained(ns)
             assert server.connections >= 3, server.requests
             # The 429 said "Retry-After: 1": the next attempt waited for it.
             assert server.times[1] - server.times[0] >= 0.9
-            archived_max = max(e["time_us"] for e in fakes.relevant(first))
+            archived_max = max(e["time_us"] for e in jetstream.relevant(first))
             server.add(later)
             again = Running(ns, settings, BlueskyAgent, "bluesky")
             await eventually(lambda: server.sent_all(), what="later events sent")
-            await eventually(lambda: again.status.published >= len(fakes.relevant(later)), what="later published")
+            await eventually(lambda: again.status.published >= len(jetstream.relevant(later)), what="later published")
             await again.stop()
             # The restart asked Jetstream for its contiguous watermark less the rewind
             # (docs/architecture.md, "What an edge acknowledges"): the newest archived event
@@ -188,7 +189,7 @@ def test_bluesky_resumes_from_the_archive_without_gaps_or_duplicates(ns: Namespa
     assert all(h["source"] == "stream" for _, h in published)
     assert len(archived(ns, "bluesky")) == len(relevant)
     status = orjson.loads((ns.settings.data_dir / "agents" / "bluesky.json").read_bytes())
-    assert status["state"] == "stopped" and status["published"] == len(fakes.relevant(later))
+    assert status["state"] == "stopped" and status["published"] == len(jetstream.relevant(later))
 
 
 # --- Mastodon ------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.integration import ingest_support as fakes
+from tests.integration import fake_jetstream as jetstream
 from tests.integration.ingest_support import eventually, raw_payloads
 from tests.support.stack import REPO, Namespace
 
@@ -24,7 +24,7 @@ RUN_INGEST = "from streams.ingest.cli import ingest_app; ingest_app(prog_name='r
 def test_the_bluesky_command_publishes_reports_and_stops_cleanly(namespace: Namespace) -> None:
     ns = namespace
     events = [orjson.loads(line) for line in (FIXTURES / "bluesky_jetstream.jsonl").read_bytes().splitlines()]
-    relevant = fakes.relevant(events)
+    relevant = jetstream.relevant(events)
     status_file = ns.settings.data_dir / "agents" / "bluesky.json"
 
     def status() -> dict[str, object]:
@@ -34,7 +34,7 @@ def test_the_bluesky_command_publishes_reports_and_stops_cleanly(namespace: Name
             return {}
 
     async def scenario() -> tuple[int, str]:
-        async with fakes.Jetstream(events) as server:
+        async with jetstream.Jetstream(events) as server:
             env = {**os.environ, **ns.env(), "RAPPORT_BLUESKY_JETSTREAM_URL": server.url,
                    "RAPPORT_INGEST_STATUS_INTERVAL_S": "0.2", "RAPPORT_PUBLISH_LINGER_S": "0.05"}
             argv = [sys.executable, "-c", RUN_INGEST, "bluesky", "--data-dir", str(ns.settings.data_dir),

@@ -31,7 +31,7 @@ from streams.ingest.webhooks import COMPLETED, WebhookAgent
 from streams.normalize.base import AccountIndex, Arrival, Normalized
 from streams.normalize.registry import normalize
 from streams.settings import Settings
-from tests.integration import ingest_support as fakes
+from tests.integration import fake_jetstream as jetstream
 from tests.integration.ingest_support import HttpFake, eventually, raw_payloads
 from tests.support.stack import Namespace
 
@@ -285,7 +285,8 @@ def jetstream_agent(namespace_settings: Settings, **update: Any) -> tuple[Bluesk
 
 def test_the_jetstream_agent_adds_handles_only_when_asked(tmp_path: Path) -> None:
     base = Settings(clients=Path(__file__).resolve().parents[2] / "clients.example.toml", data_dir=tmp_path)
-    events = [e for e in fakes.relevant(fakes.bluesky_events(1_795_608_000_000_000, 40)) if e.get("kind") == "commit"]
+    published = jetstream.relevant(jetstream.bluesky_events(1_795_608_000_000_000, 40))
+    events = [e for e in published if e.get("kind") == "commit"]
     assert events
 
     async def scenario() -> None:
