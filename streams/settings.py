@@ -160,9 +160,10 @@ class Settings(BaseSettings):
                                   "8 per core, each holding freed memory of its own.")
     evicted_ids_max: int = Field(100_000, ge=0, description="Detection: evicted thread ids remembered per account "
                                  "(for one more horizon at most); past it the store is asked whether a thread existed.")
-    person_conversations_max: int = Field(64, ge=0, description="Detection: settled conversations (threads evicted, "
+    person_conversations_max: int = Field(8, ge=0, description="Detection: settled conversations (threads evicted, "
                                           "ended past the horizon) a person still in memory keeps; past it they are "
-                                          "dropped and read back from the store when the person's next batch comes.")
+                                          "folded into one roll-up per person, and read back from the store only when "
+                                          "one of their threads wakes or their handle changes.")
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -383,7 +383,7 @@ class AccountState:
         state = self.persons.get(pkey)
         if state is None:
             return None
-        conn = connection(state.convs.values())
+        conn = connection(state.convs.values(), state.folded)
         if conn is None:
             return None
         return ConnectionRow(
@@ -532,7 +532,7 @@ class AccountState:
         return self.persons.conversations()
 
     def partial_persons(self) -> int:
-        """Persons in memory whose settled conversations were dropped (restored by the next batch)."""
+        """Persons in memory whose settled conversations were folded (see :meth:`PersonBook.fold`)."""
         return len(self.persons.partial)
 
     def persons_in_memory(self) -> int:
@@ -546,27 +546,40 @@ class AccountState:
         if msg.parent_author_id:
             yield platform, canonical_id(platform, msg.parent_author_id)
 
-    def persons_to_restore(self, interactions: Iterable[Interaction]) -> set[PersonKey]:
-        """Persons these messages name who are not in memory but may have been forgotten.
+    def persons_to_restore(self, interactions: Iterable[Interaction],
+                           woken: Iterable[Interaction] = ()) -> set[PersonKey]:
+        """Persons the store must give back before these messages are applied.
 
-        ``interactions`` must include the messages of the threads restored with them (a
-        parent's author comes from there). Empty until some person was forgotten; partial
-        persons are always named (:meth:`PersonBook.to_restore`).
+        ``woken`` are the messages of the threads restored with them (a parent's author
+        comes from there). Named persons memory forgot come back whole; a partial person
+        (:meth:`PersonBook.fold`) comes back when a woken thread names them or one of these
+        messages brings them a new handle, the two ways a folded conversation can change.
+        Empty until some person was forgotten.
         """
         if not self.persons.evicted:
             return set()
         named: list[PersonKey] = []
-        for msg in interactions:
-            if msg.kind in SIGNAL_KINDS or msg.account_id != self.account_id:
-                continue
-            keys = list(self._persons_named(msg))
-            parent_id = parent_of(msg)
-            parent = self.book.post(msg.platform, parent_id) if parent_id else None
-            if parent is not None:
-                keys.append((msg.platform, parent.author))
-            account = self.book.account(msg.platform)
-            named.extend(k for k in keys if is_person(k[1]) and k[1] != account)
-        return self.persons.to_restore(named)
+        unfold: list[PersonKey] = []
+        for woke, msgs in ((False, interactions), (True, woken)):
+            for msg in msgs:
+                if msg.kind in SIGNAL_KINDS or msg.account_id != self.account_id:
+                    continue
+                keys = list(self._persons_named(msg))
+                parent_id = parent_of(msg)
+                parent = self.book.post(msg.platform, parent_id) if parent_id else None
+                if parent is not None:
+                    keys.append((msg.platform, parent.author))
+                account = self.book.account(msg.platform)
+                keys = [k for k in keys if is_person(k[1]) and k[1] != account]
+                named.extend(keys)
+                if woke:
+                    unfold.extend(keys)
+                elif msg.author_handle:
+                    author = (msg.platform, canonical_id(msg.platform, msg.author_id))
+                    state = self.persons.get(author)
+                    if state is not None and state.handle != msg.author_handle:
+                        unfold.append(author)
+        return self.persons.to_restore(named, unfold)
 
     def deletes_to_look_up(self, interactions: Iterable[Interaction]) -> dict[str, list[str]]:
         """Event ids, per platform, of new statuses whose delete memory may no longer hold.

@@ -147,17 +147,35 @@ class ConnectionSummary:
     opened_by_person: int
 
 
-def connection(conversations: Iterable[ConversationSummary]) -> ConnectionSummary | None:
-    """Roll up one person's conversations (one per thread); ``None`` when there are none."""
+def connection(conversations: Iterable[ConversationSummary],
+               folded: ConnectionSummary | None = None) -> ConnectionSummary | None:
+    """Roll up one person's conversations (one per thread); ``None`` when there are none.
+
+    ``folded`` is the roll-up of the conversations memory dropped
+    (:meth:`streams.detect.persons.PersonBook.fold`): every figure here is a count, a sum, a
+    minimum or a maximum, so the roll-up of all conversations is the two combined, exactly.
+    """
     convs = list(conversations)
     if not convs:
-        return None
-    return ConnectionSummary(
-        conversations=len(convs),
+        return folded
+    n = len(convs) + (folded.conversations if folded is not None else 0)
+    own = ConnectionSummary(
+        conversations=n,
         turns=sum(c.turns for c in convs),
         first_at=min(c.started_at for c in convs),
         last_at=max(c.last_at for c in convs),
-        returning=len(convs) >= 2,
+        returning=n >= 2,
         opened_by_account=sum(1 for c in convs if c.opened_by == ACCOUNT),
         opened_by_person=sum(1 for c in convs if c.opened_by == PERSON),
+    )
+    if folded is None:
+        return own
+    return ConnectionSummary(
+        conversations=n,
+        turns=own.turns + folded.turns,
+        first_at=min(own.first_at, folded.first_at),
+        last_at=max(own.last_at, folded.last_at),
+        returning=n >= 2,
+        opened_by_account=own.opened_by_account + folded.opened_by_account,
+        opened_by_person=own.opened_by_person + folded.opened_by_person,
     )

@@ -4,11 +4,14 @@
 what memory keeps of a person and what it may forget. A person no post in memory names,
 whose conversations all ended before the state horizon, is evicted whole; a person who
 keeps coming back keeps at most ``max_convs`` conversation summaries past the horizon, the
-settled ones beyond that being dropped (the store holds their final rows). Either way the
-book remembers that it forgot something (:attr:`PersonBook.evicted`, :attr:`partial`), so the
-next batch that names such a person restores them from the store first
-(:meth:`PersonBook.to_restore`, :meth:`PersonBook.restore`): a connection row is never
-computed from part of a person's conversations.
+settled ones beyond that being folded into one running roll-up (the store holds their final
+rows). Either way the book remembers that it forgot something (:attr:`PersonBook.evicted`,
+:attr:`partial`). An evicted person is restored from the store by the first batch that names
+them; a partial one only by a batch that could change what was folded: one that wakes a
+thread they talked in, or gives them a new handle (every conversation row carries it)
+(:meth:`PersonBook.to_restore`, :meth:`PersonBook.restore`). Anything else changes only
+conversations still in memory, and their connection row is the roll-up of those and the
+folded one, exactly.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from streams.detect.conversations import ConversationSummary
+from streams.detect.conversations import ConnectionSummary, ConversationSummary, connection
 from streams.detect.responses import NEVER
 from streams.detect.threads import ThreadId
 
@@ -27,12 +30,14 @@ PersonKey = tuple[str, str]
 class PersonState:
     """What the account knows of one person: handle and conversations per thread."""
 
-    __slots__ = ("handle", "handle_key", "convs")
+    __slots__ = ("handle", "handle_key", "convs", "folded")
 
     def __init__(self) -> None:
         self.handle = ""
         self.handle_key: tuple[int, str] = (NEVER, "")
         self.convs: dict[ThreadId, ConversationSummary] = {}
+        self.folded: ConnectionSummary | None = None
+        """Roll-up of the settled conversations dropped from :attr:`convs` (:meth:`PersonBook.fold`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +61,7 @@ class PersonBook:
     def __init__(self, max_convs: int | None = None) -> None:
         self._persons: dict[PersonKey, PersonState] = {}
         self.partial: set[PersonKey] = set()
-        """Persons whose settled conversations were dropped (:meth:`fold`): restore before any apply."""
+        """Persons whose settled conversations were folded (:meth:`fold`)."""
         self.max_convs = max_convs
         """Past the horizon, a person in memory keeps at most this many settled conversations
         (``None``: all of them)."""
@@ -106,14 +111,15 @@ class PersonBook:
         return len(gone), self.fold(cutoff, in_memory)
 
     def fold(self, cutoff: int, in_memory: set[ThreadId]) -> int:
-        """Drop the settled conversations of persons holding more than ``max_convs``.
+        """Fold the settled conversations of persons holding more than ``max_convs`` into
+        their running roll-up (:attr:`PersonState.folded`), dropping the summaries.
 
         Settled: its thread is no longer in memory and it ended before ``cutoff``, so the
         store holds its final row. Without this a person who keeps coming back would hold one
-        summary per conversation forever. The person becomes partial: every batch restores
-        partial persons first (:meth:`to_restore`), because a late parent, a delete or a new
-        message can change their connection row, which needs all their conversations.
-        Returns how many summaries were dropped.
+        summary per conversation forever. A settled conversation changes again only when its
+        thread wakes, which brings the thread's messages back and so names the person
+        (:meth:`to_restore`); until then the roll-up stands in for it in the connection row.
+        Returns how many summaries were folded.
         """
         limit = self.max_convs
         if limit is None:
@@ -123,9 +129,8 @@ class PersonBook:
             if len(state.convs) <= limit:
                 continue
             settled = [tid for tid, c in state.convs.items() if tid not in in_memory and c.last_at < cutoff]
-            for tid in settled:
-                del state.convs[tid]
             if settled:
+                state.folded = connection([state.convs.pop(tid) for tid in settled], state.folded)
                 self.partial.add(key)
                 self.evicted = True
                 folded += len(settled)
@@ -133,16 +138,17 @@ class PersonBook:
 
     # -- restoring --------------------------------------------------------------------
 
-    def to_restore(self, named: Iterable[PersonKey]) -> set[PersonKey]:
-        """Of the persons a batch names, those the store must give back, plus every partial one.
+    def to_restore(self, named: Iterable[PersonKey], unfold: Iterable[PersonKey] = ()) -> set[PersonKey]:
+        """The persons the store must give back before a batch: those it ``named`` that memory
+        does not hold, and the partial ones in ``unfold`` (a thread they talked in wakes, or a
+        new handle comes: what was folded changes, see :meth:`fold`).
 
-        Empty until something was forgotten. Partial persons are always included, whatever
-        the batch names: see :meth:`fold`.
+        Empty until something was forgotten.
         """
         if not self.evicted:
             return set()
-        out = set(self.partial)
-        out.update(k for k in named if k not in self._persons)
+        out = {k for k in named if k not in self._persons}
+        out.update(k for k in unfold if k in self.partial)
         return out
 
     def restore(self, stored: Iterable[StoredPerson]) -> int:
@@ -154,6 +160,7 @@ class PersonBook:
             if state is not None:
                 if key in self.partial:  # memory wins for what it kept; the store gives back the rest
                     state.convs = {**sp.convs, **state.convs}
+                    state.folded = None
                     self.partial.discard(key)
                     restored += 1
                 continue

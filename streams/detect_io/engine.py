@@ -303,7 +303,7 @@ class Detector:
                                 [m.event_id for m in restore[0] if m.platform == platform]))
                         if alerts:
                             out.alerts[key] = alerts
-                wanted = acc.state.persons_to_restore([*out.restores.get(key, ([], []))[0], *msgs])
+                wanted = acc.state.persons_to_restore(msgs, woken=out.restores.get(key, ([], []))[0])
                 persons: list[StoredPerson] = []
                 for platform in sorted({p for p, _ in wanted}):
                     persons += self.store.persons(acc.client.id, acc.account_id, platform,

@@ -109,7 +109,7 @@ def restore(state: AccountState, seen: list[Interaction], seen_changes: list[Cha
             found.extend(got.values())
     restored_ids = {(m.platform, m.event_id) for m in found}
     deletes = [c for c in seen_changes if (c.platform, c.event_id) in restored_ids]
-    persons = state.persons_to_restore([*found, *msgs])
+    persons = state.persons_to_restore(msgs, woken=found)
     state.restore_persons(stored_persons(persons, rows, seen))
     return found, deletes
 
@@ -188,15 +188,16 @@ def test_a_person_evicted_with_their_threads_is_restored_from_the_store() -> Non
     assert (conn.conversations, conn.turns, conn.returning, conn.person_handle) == (3, 6, True, "pee")
 
 
-def test_a_returning_person_past_the_bound_is_made_whole_before_each_batch() -> None:
+def test_a_returning_person_past_the_bound_folds_and_is_restored_only_when_the_fold_changes() -> None:
     """p1 talked in threads a and b long ago and in d lately, so d keeps them in memory. With
-    no settled conversation kept, a and b leave memory at eviction: the person is partial,
-    and every batch, even one holding no message that names them, restores them first. A
-    new conversation c then counts a and b, which only the store's rows can give back."""
-    def convo(root: str, at: int) -> list[Interaction]:
+    no settled conversation kept, a and b are folded into p1's running roll-up at eviction:
+    the person is partial. A new conversation c counts a and b from the roll-up, with no
+    store read; only a batch that wakes a or b, or gives p1 a new handle (every
+    conversation row carries it), restores them first."""
+    def convo(root: str, at: int, handle: str = "pee") -> list[Interaction]:
         from tests.support.interactions import interaction
         return [
-            interaction("x", root, "mention", "p1", at, mentioned_ids=("acct",), root_id=root, author_handle="pee"),
+            interaction("x", root, "mention", "p1", at, mentioned_ids=("acct",), root_id=root, author_handle=handle),
             interaction("x", f"{root}r", "reply", "acct", at + MIN, parent_id=root, parent_author_id="p1",
                         root_id=root),
         ]
@@ -207,14 +208,27 @@ def test_a_returning_person_past_the_bound_is_made_whole_before_each_batch() -> 
     person = ("x", canonical_id("x", "p1"))
     assert state.persons_in_memory() == 1 and state.partial_persons() == 1
     assert state.counters["folded_convs"] == 2 and state.counters["evicted_persons"] == 0
-    assert state.persons_to_restore([]) == {person}  # a batch of changes only names them too
+    assert state.conversations_in_memory() == 1  # d; a and b live on as the roll-up only
+    assert state.persons_to_restore([]) == set()  # a batch of changes only: nothing folded can change
 
     late = convo("c", BASE + 10 * DAY + MIN)
-    restore(state, first, [], fold(emitted), late)
-    assert state.partial_persons() == 0 and state.counters["restored_persons"] == 1
+    assert state.persons_to_restore(late) == set()
+    found, _ = restore(state, first, [], fold(emitted), late)
+    assert found == [] and state.counters["restored_persons"] == 0
     out = state.apply(late)
     (conn,) = out.connections
     assert (conn.conversations, conn.turns, conn.returning, conn.person_handle) == (4, 8, True, "pee")
+    assert (conn.first_at, conn.last_at) == (BASE, BASE + 10 * DAY + 2 * MIN)
+
+    renamed = convo("e", BASE + 10 * DAY + 5 * MIN, handle="p-one")
+    assert state.persons_to_restore(renamed) == {person}
+    woken = [m for m in first if m.root_id == "a"]
+    answer = [*convo("a", BASE + 10 * DAY + 9 * MIN)][1:]
+    assert state.persons_to_restore(answer, woken=woken) == {person}
+    restore(state, [*first, *late], [], fold([*emitted, out]), renamed)
+    assert state.partial_persons() == 0 and state.counters["restored_persons"] == 1
+    (conn,) = state.apply(renamed).connections
+    assert (conn.conversations, conn.turns, conn.person_handle) == (5, 10, "p-one")
 
     unbounded = AccountState(CLIENT, "acct", calendar=CALENDAR, max_evicted=0)
     unbounded.apply(first)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.detect.conversations import ConversationSummary
+from streams.detect.conversations import ConnectionSummary, ConversationSummary, connection
 from streams.detect.persons import PersonBook, StoredPerson
 
 MIN = 60_000
@@ -52,13 +52,18 @@ def test_fold_keeps_threads_in_memory_and_recent_conversations() -> None:
     state = book.get(("x", "p1"))
     assert state is not None and set(state.convs) == {("x", "live"), ("x", "new")}
     assert book.partial == {("x", "p1")}
-    # A partial person is restored by every batch, whatever it names; memory wins for what it kept.
-    assert book.to_restore([]) == {("x", "p1")}
+    # The two settled ones live on as one roll-up: counts and sums add, first and last bound.
+    assert state.folded == ConnectionSummary(conversations=2, turns=4, first_at=0, last_at=2 * MIN, returning=True,
+                                             opened_by_account=0, opened_by_person=2)
+    # Named or not, a partial person comes back only when what was folded may change;
+    # then memory wins for what it kept and the roll-up goes (the store's rows replace it).
+    assert book.to_restore([]) == set() and book.to_restore([("x", "p1")]) == set()
+    assert book.to_restore([], unfold=[("x", "p1"), ("x", "p2")]) == {("x", "p1")}
     newer = summary(300 * MIN)
     stored = StoredPerson("x", "p1", {tid: summary(at) for tid, at in convs.items()} | {("x", "new"): newer})
     assert book.restore([stored]) == 1
     assert set(state.convs) == set(convs) and state.convs[("x", "new")] == summary(200 * MIN)
-    assert book.partial == set()
+    assert book.partial == set() and state.folded is None
 
 
 def test_fold_is_off_without_a_limit_and_within_it() -> None:
@@ -74,3 +79,13 @@ def test_a_partial_person_evicted_whole_is_no_longer_partial() -> None:
     assert book.partial == {("x", "p1")}
     assert book.evict(named=set(), in_memory=set(), cutoff=100 * MIN) == (1, 0)
     assert book.partial == set() and book.to_restore([]) == set()
+
+
+def test_the_connection_of_a_partial_person_is_the_roll_up_of_memory_and_the_fold() -> None:
+    convs = {("x", f"t{i}"): i * MIN for i in range(1, 6)}
+    whole = connection(summary(at) for at in convs.values())
+    book = book_with(convs, max_convs=2)
+    book.fold(cutoff=3 * MIN, in_memory=set())  # t1, t2 settled; t3-t5 stay
+    state = book.get(("x", "p1"))
+    assert state is not None and len(state.convs) == 3
+    assert connection(state.convs.values(), state.folded) == whole
