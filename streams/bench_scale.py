@@ -194,8 +194,9 @@ def run_scale(settings: Settings, events: int, console: Console, days: float = 1
             data_dir = keep.resolve()
             data_dir.mkdir(parents=True, exist_ok=True)
         kept = keep is not None and has_store(data_dir)
-        bench_settings = settings.model_copy(update={"data_dir": data_dir, "broker_url": None,
-                                                     "store_url": None})
+        # The simulator's clients unless a file is given, as --soak and the plain bench do.
+        bench_settings = settings.model_copy(update={"data_dir": data_dir, "broker_url": None, "store_url": None,
+                                                     "clients": Path(settings.clients or example_clients())})
         publish_s = backfill_s = 0.0
         rss_max_mb = 0.0
         with Stack(bench_settings, workers=0) as stack:
