@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     worker_split: bool = Field(True, description="rapport up: each of --workers N is a normalize and a detect "
                                "process (both cores); false: N processes running every agent.")
     worker_web_port: int | None = Field(None, description="Faust web port; default: disabled.")
+    sink_batch_events: int = Field(
+        50_000, ge=1,
+        description="The interactions sink: events stored and detected together at most; a batch of records "
+                    "holding more (a backlog) is worked through in parts of this size, acked after the last.")
     record_max_bytes: int = Field(
         1_048_576, ge=65_536,
         description="The broker's record limit (bytes); the compose broker's message.max.bytes.")

@@ -79,8 +79,18 @@ def register(app: faust.App, ctx: WorkerContext, detection: Detection | None = N
         await (await dlq.send(key=SINK_SOURCE.encode(), value=bounded_dead_letter(record, record_budget(settings))))
 
     async def handle(events: Sequence[Any]) -> None:
-        """One batch: insert, detect, write and publish the detection results."""
-        decoded: list[tuple[Any, Envelope]] = []
+        """One batch: insert, detect, write and publish the detection results.
+
+        Worked through in parts of at most ``sink_batch_events`` events (an envelope is never
+        split: one larger than that is a part of its own): in a backlog each
+        record holds hundreds of envelopes, so a batch of records can hold millions of events
+        (a 10 M-event backfill met one of 2.5 M, and the detect worker passed 10 GB). A part is
+        decoded only when its turn comes; the batch is acked after its last part, and a
+        redelivery works every part again (every write is idempotent).
+        """
+        part: list[tuple[Any, Envelope]] = []
+        size = 0
+        rows = parts = 0
         for event in events:
             msg = event.message
             env = decode_envelope(msg.value or b"")
@@ -92,7 +102,22 @@ def register(app: faust.App, ctx: WorkerContext, detection: Detection | None = N
                 log.warning("envelopes from %s[%s] carry columns this worker does not write, stored without "
                             "them: %s (a newer writer: upgrade this worker)", msg.topic, msg.partition,
                             ", ".join(env.dropped))
-            decoded.append((msg, env))
+            if part and size + len(env) > settings.sink_batch_events:  # one envelope alone may exceed it
+                await handle_part(part)
+                rows, parts, part, size = rows + size, parts + 1, [], 0
+            part.append((msg, env))
+            size += len(env)
+        if part or not parts:
+            await handle_part(part)
+            rows += size
+        for event in events:
+            msg = event.message
+            ctx.metrics.position(STAGE, msg.topic, msg.partition, msg.offset)
+        ctx.metrics.add(STAGE, source.get_topic_name(), records_in=len(events), events_in=rows,
+                        events_out=rows)
+
+    async def handle_part(decoded: list[tuple[Any, Envelope]]) -> None:
+        """Insert, detect and write one part of a batch (:func:`handle`)."""
         envs = [env for _, env in decoded]
 
         async def store() -> bool:
@@ -115,12 +140,6 @@ def register(app: faust.App, ctx: WorkerContext, detection: Detection | None = N
             await store()
         else:
             await detection.process(detection.decode(envs), store())
-        rows = sum(len(env) for _, env in decoded)
-        for event in events:
-            msg = event.message
-            ctx.metrics.position(STAGE, msg.topic, msg.partition, msg.offset)
-        ctx.metrics.add(STAGE, source.get_topic_name(), records_in=len(events), events_in=rows,
-                        events_out=rows)
 
     async def dead_letter_event(event: Any, reason: str) -> None:
         await dead_letter(event.message, reason)

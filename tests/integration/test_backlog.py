@@ -49,6 +49,7 @@ pytestmark = pytest.mark.integration
 OLD_LIMIT = 16 << 20  # the store's limit on a plain statement (streams/embedded/sql_scan.py)
 START_MS = 1_790_000_000_000
 BACKLOG = 60_000
+PART = 40_000  # events per part of a sink batch: 40,000 ids of ~530 bytes weigh 21 MB as one statement
 BRAND = "did:plc:globexgggggggggggggggggg"  # globex's Bluesky account in clients.example.toml
 POST_RKEY = "3mvzvhyc4q226"
 _WEIGHT = re.compile(r"minutes of (\d+) known events read in (\d+) statements \((\d+) bytes as one\)")
@@ -112,11 +113,16 @@ def test_a_backlog_past_the_old_statement_limit_is_stored_whole(namespace: Names
     pub.close()
     # The sink waits up to 60 s for a full batch (1,000 envelopes), so its batches hold what a
     # slow sink meets in a backlog: tens of thousands of events, not what one fetch brings.
-    with ns.worker(extra_env={"RAPPORT_LOG_LEVEL": "INFO", "RAPPORT_BATCH_DELAY_S": "60"}):
+    # A batch is worked through in parts of at most PART events (RAPPORT_SINK_BATCH_EVENTS): the
+    # first batch holds most of the backlog, more than PART, and a part still crosses 16 MiB.
+    with ns.worker(extra_env={"RAPPORT_LOG_LEVEL": "INFO", "RAPPORT_BATCH_DELAY_S": "60",
+                              "RAPPORT_SINK_BATCH_EVENTS": str(PART)}):
         ns.drain(timeout_s=400)
     log = "\n".join(p.read_text(errors="replace") for p in ns.log_dir.glob("*.log"))
     weights = [int(m.group(3)) for m in _WEIGHT.finditer(log)]
     assert weights and max(weights) > OLD_LIMIT, (max(weights, default=0), "no batch crossed the old limit")
+    looked_up = [int(m.group(1)) for m in _WEIGHT.finditer(log)]
+    assert max(looked_up) <= PART, (max(looked_up), "a part of a batch held more events than its bound")
     assert "QueryTooLargeError" not in log and "code 229" not in log
     client = connect(ns.store_url, ns.settings)
     try:
