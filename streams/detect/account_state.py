@@ -46,7 +46,7 @@ from streams.detect.addressing import (
 from streams.detect.business_time import BusinessCalendar
 from streams.detect.conversations import ConversationSummary, Pair, connection
 from streams.detect.identity import canonical_id, is_person
-from streams.detect.persons import PersonBook, PersonKey, PersonState, StoredPerson
+from streams.detect.persons import PersonBook, PersonKey, PersonState, StoredPerson, persons_named
 from streams.detect.responses import (
     ALERT_WITHDRAWN,
     OPEN,
@@ -476,9 +476,8 @@ class AccountState:
     def needs_restore(self, interactions: Iterable[Interaction]) -> set[ThreadId]:
         """Evicted threads this batch would wake up: load their stored rows into the batch."""
         wanted: set[ThreadId] = set()
-        for msg in interactions:
-            if msg.kind not in SIGNAL_KINDS and msg.account_id == self.account_id:
-                wanted.update(self.book.needs_restore(msg))
+        for msg in self._own(interactions):
+            wanted.update(self.book.needs_restore(msg))
         return wanted
 
     def evict_idle(self, now_ms: int, horizon_ms: int) -> list[ThreadId]:
@@ -538,13 +537,20 @@ class AccountState:
     def persons_in_memory(self) -> int:
         return len(self.persons)
 
-    @staticmethod
-    def _persons_named(msg: Interaction) -> Iterator[PersonKey]:
-        platform = msg.platform
-        yield platform, canonical_id(platform, msg.author_id)
-        yield from ((platform, p) for p in payload_addressing(msg).named)
-        if msg.parent_author_id:
-            yield platform, canonical_id(platform, msg.parent_author_id)
+    def _own(self, interactions: Iterable[Interaction]) -> Iterator[Interaction]:
+        """The messages this account's detection applies: not signals, not another account's."""
+        return (m for m in interactions if m.kind not in SIGNAL_KINDS and m.account_id == self.account_id)
+
+    def _persons_in(self, interactions: Iterable[Interaction]) -> Iterator[PersonKey]:
+        """The persons (not the account) these messages name, a parent in memory's author included."""
+        for msg in self._own(interactions):
+            keys = list(persons_named(msg))
+            parent_id = parent_of(msg)
+            parent = self.book.post(msg.platform, parent_id) if parent_id else None
+            if parent is not None:
+                keys.append((msg.platform, parent.author))
+            account = self.book.account(msg.platform)
+            yield from (k for k in keys if is_person(k[1]) and k[1] != account)
 
     def persons_to_restore(self, interactions: Iterable[Interaction],
                            woken: Iterable[Interaction] = ()) -> set[PersonKey]:
@@ -558,28 +564,11 @@ class AccountState:
         """
         if not self.persons.evicted:
             return set()
-        named: list[PersonKey] = []
-        unfold: list[PersonKey] = []
-        for woke, msgs in ((False, interactions), (True, woken)):
-            for msg in msgs:
-                if msg.kind in SIGNAL_KINDS or msg.account_id != self.account_id:
-                    continue
-                keys = list(self._persons_named(msg))
-                parent_id = parent_of(msg)
-                parent = self.book.post(msg.platform, parent_id) if parent_id else None
-                if parent is not None:
-                    keys.append((msg.platform, parent.author))
-                account = self.book.account(msg.platform)
-                keys = [k for k in keys if is_person(k[1]) and k[1] != account]
-                named.extend(keys)
-                if woke:
-                    unfold.extend(keys)
-                elif msg.author_handle:
-                    author = (msg.platform, canonical_id(msg.platform, msg.author_id))
-                    state = self.persons.get(author)
-                    if state is not None and state.handle != msg.author_handle:
-                        unfold.append(author)
-        return self.persons.to_restore(named, unfold)
+        msgs = list(interactions)
+        woke = list(self._persons_in(woken))
+        handles = [((m.platform, canonical_id(m.platform, m.author_id)), m.author_handle)
+                   for m in self._own(msgs) if m.author_handle]
+        return self.persons.to_restore([*self._persons_in(msgs), *woke], woke, handles)
 
     def deletes_to_look_up(self, interactions: Iterable[Interaction]) -> dict[str, list[str]]:
         """Event ids, per platform, of new statuses whose delete memory may no longer hold.
@@ -592,9 +581,8 @@ class AccountState:
         none), so this costs a store read only for such late arrivals.
         """
         out: dict[str, list[str]] = {}
-        for msg in interactions:
-            if (msg.kind in SIGNAL_KINDS or msg.account_id != self.account_id
-                    or not self.responses.may_miss_delete(msg.created_at)
+        for msg in self._own(interactions):
+            if (not self.responses.may_miss_delete(msg.created_at)
                     or self.book.post(msg.platform, msg.event_id) is not None):
                 continue
             out.setdefault(msg.platform, []).append(msg.event_id)

@@ -158,24 +158,13 @@ def connection(conversations: Iterable[ConversationSummary],
     convs = list(conversations)
     if not convs:
         return folded
-    n = len(convs) + (folded.conversations if folded is not None else 0)
-    own = ConnectionSummary(
-        conversations=n,
-        turns=sum(c.turns for c in convs),
-        first_at=min(c.started_at for c in convs),
-        last_at=max(c.last_at for c in convs),
-        returning=n >= 2,
-        opened_by_account=sum(1 for c in convs if c.opened_by == ACCOUNT),
-        opened_by_person=sum(1 for c in convs if c.opened_by == PERSON),
-    )
-    if folded is None:
-        return own
-    return ConnectionSummary(
-        conversations=n,
-        turns=own.turns + folded.turns,
-        first_at=min(own.first_at, folded.first_at),
-        last_at=max(own.last_at, folded.last_at),
-        returning=n >= 2,
-        opened_by_account=own.opened_by_account + folded.opened_by_account,
-        opened_by_person=own.opened_by_person + folded.opened_by_person,
-    )
+    n, turns = len(convs), sum(c.turns for c in convs)
+    first_at, last_at = min(c.started_at for c in convs), max(c.last_at for c in convs)
+    by_account = sum(1 for c in convs if c.opened_by == ACCOUNT)
+    by_person = sum(1 for c in convs if c.opened_by == PERSON)
+    if folded is not None:
+        n, turns = n + folded.conversations, turns + folded.turns
+        first_at, last_at = min(first_at, folded.first_at), max(last_at, folded.last_at)
+        by_account, by_person = by_account + folded.opened_by_account, by_person + folded.opened_by_person
+    return ConnectionSummary(conversations=n, turns=turns, first_at=first_at, last_at=last_at, returning=n >= 2,
+                             opened_by_account=by_account, opened_by_person=by_person)

@@ -19,12 +19,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from streams.detect.addressing import payload_addressing
 from streams.detect.conversations import ConnectionSummary, ConversationSummary, connection
+from streams.detect.identity import canonical_id
 from streams.detect.responses import NEVER
 from streams.detect.threads import ThreadId
+from streams.interaction import Interaction
 
 PersonKey = tuple[str, str]
 """``(platform, person_id)``."""
+
+
+def persons_named(msg: Interaction) -> Iterator[PersonKey]:
+    """Whom a message names by itself: its author, whom it addresses, its parent's author."""
+    platform = msg.platform
+    yield platform, canonical_id(platform, msg.author_id)
+    yield from ((platform, p) for p in payload_addressing(msg).named)
+    if msg.parent_author_id:
+        yield platform, canonical_id(platform, msg.parent_author_id)
 
 
 class PersonState:
@@ -138,17 +150,20 @@ class PersonBook:
 
     # -- restoring --------------------------------------------------------------------
 
-    def to_restore(self, named: Iterable[PersonKey], unfold: Iterable[PersonKey] = ()) -> set[PersonKey]:
+    def to_restore(self, named: Iterable[PersonKey], woken: Iterable[PersonKey] = (),
+                   handles: Iterable[tuple[PersonKey, str]] = ()) -> set[PersonKey]:
         """The persons the store must give back before a batch: those it ``named`` that memory
-        does not hold, and the partial ones in ``unfold`` (a thread they talked in wakes, or a
-        new handle comes: what was folded changes, see :meth:`fold`).
+        does not hold, and the partial ones whose fold may change (see :meth:`fold`): named
+        by a ``woken`` thread, or given a handle other than theirs by one of the batch's
+        messages (``handles``: author and handle; every conversation row carries it).
 
         Empty until something was forgotten.
         """
         if not self.evicted:
             return set()
         out = {k for k in named if k not in self._persons}
-        out.update(k for k in unfold if k in self.partial)
+        out.update(k for k in woken if k in self.partial)
+        out.update(k for k, handle in handles if k in self.partial and self._persons[k].handle != handle)
         return out
 
     def restore(self, stored: Iterable[StoredPerson]) -> int:

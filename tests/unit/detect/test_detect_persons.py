@@ -58,7 +58,9 @@ def test_fold_keeps_threads_in_memory_and_recent_conversations() -> None:
     # Named or not, a partial person comes back only when what was folded may change;
     # then memory wins for what it kept and the roll-up goes (the store's rows replace it).
     assert book.to_restore([]) == set() and book.to_restore([("x", "p1")]) == set()
-    assert book.to_restore([], unfold=[("x", "p1"), ("x", "p2")]) == {("x", "p1")}
+    assert book.to_restore([], woken=[("x", "p1"), ("x", "p2")]) == {("x", "p1")}
+    assert book.to_restore([], handles=[(("x", "p1"), "")]) == set()  # the handle it has
+    assert book.to_restore([], handles=[(("x", "p1"), "p-one"), (("x", "p2"), "p-two")]) == {("x", "p1")}
     newer = summary(300 * MIN)
     stored = StoredPerson("x", "p1", {tid: summary(at) for tid, at in convs.items()} | {("x", "new"): newer})
     assert book.restore([stored]) == 1
